@@ -1,0 +1,98 @@
+// Package cli implements the serbero command line: parsing flags, loading
+// configuration and dispatching to serve, migrate and version.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+)
+
+// IO is the command's view of its process.
+type IO struct {
+	Getenv func(string) string
+	Stderr io.Writer
+	Stdout io.Writer
+}
+
+// usageError is a command-line mistake (exit code 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// ExitCode maps an error from Run to the process exit code: 2 for usage
+// errors, 1 for everything else.
+func ExitCode(err error) int {
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `usage: serbero <command> [flags]
+
+commands:
+  serve     run one service (--target=relaygw|intakesvc|authsvc|mediationsvc|escalationsvc) or all of them
+  migrate   apply (up) or list (status) the database migrations
+  ctl       operator commands: disputes, handoffs, auth state, relays (over gRPC)
+  devtool   development helpers (init-config, publish-dispute, read-dms, ...)
+  version   print the version
+
+Run "serbero <command> -h" for the flags of a command.`
+
+// Run runs the command line args (without the program name).
+func Run(ctx context.Context, args []string, io IO, version string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(io.Stderr, usage)
+		return &usageError{msg: "no command given"}
+	}
+	switch args[0] {
+	case "serve":
+		return serveCommand(ctx, args[1:], io, version)
+	case "migrate":
+		return migrateCommand(ctx, args[1:], io)
+	case "ctl":
+		return ctlCommand(ctx, args[1:], io)
+	case "devtool":
+		return devtoolCommand(ctx, args[1:], io)
+	case "version", "--version", "-version":
+		fmt.Fprintf(io.Stdout, "serbero %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprintln(io.Stdout, usage)
+		return nil
+	default:
+		fmt.Fprintln(io.Stderr, usage)
+		return &usageError{msg: fmt.Sprintf("unknown command %q", args[0])}
+	}
+}
+
+// parseFlags parses a subcommand's flags, turning flag errors into usage
+// errors. Positional arguments are refused.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	if err := parseFlagsAndArgs(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &usageError{msg: "unexpected arguments: " + strings.Join(fs.Args(), " ")}
+	}
+	return nil
+}
+
+// parseFlagsAndArgs is parseFlags for commands that take positional
+// arguments (left in fs.Args()).
+func parseFlagsAndArgs(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return &usageError{msg: "help requested"}
+		}
+		return &usageError{msg: err.Error()}
+	}
+	return nil
+}

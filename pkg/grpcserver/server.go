@@ -1,0 +1,288 @@
+// Package grpcserver builds the gRPC server every Serbero service runs: one
+// named interceptor chain, standard health, reflection, keepalive, and a
+// drain-then-stop shutdown.
+//
+// The chain, outermost first:
+//
+//	metrics  -> grpcprom: every call, including auth failures and panics
+//	logging  -> slog, one line per finished call (health checks excluded;
+//	            successful calls at debug), built only when it is written
+//	recovery -> a panic becomes codes.Internal "internal error"; the panic
+//	            text and stack go to the log, never to the client
+//	auth     -> shared bearer token; health and reflection exempt
+//	errors   -> the error boundary: apperr kinds become status codes once,
+//	            anything unclassified becomes codes.Internal with a generic
+//	            message (driver text never leaks)
+//
+// Health: the overall service "" is SERVING while the process runs (it backs
+// liveness). Each registered service name starts NOT_SERVING and turns
+// SERVING only when the readiness check passes (Postgres reachable and the
+// schema at the version this binary expects); it backs readiness. On
+// shutdown every status goes NOT_SERVING, the server keeps answering for the
+// drain period, then stops gracefully within the grace period, then hard.
+package grpcserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+)
+
+// Options configures a Server.
+type Options struct {
+	// BeforeStop is called after the drain period, before the graceful
+	// stop: the runner uses it to stop background work and end streams.
+	BeforeStop func()
+	// AuthToken is the shared service-to-service token. Empty disables the
+	// auth interceptor (tests only; serve refuses to start without one).
+	AuthToken string
+	// Drain is how long the server answers while NOT_SERVING before it
+	// stops.
+	Drain time.Duration
+	// Grace bounds the graceful stop; after it the server stops hard.
+	Grace time.Duration
+	// Logger receives request logs and lifecycle messages.
+	Logger *slog.Logger
+	// ReadyCheck reports whether the process's dependencies are ready. nil
+	// means always ready.
+	ReadyCheck func(context.Context) error
+	// Reflection registers gRPC reflection.
+	Reflection bool
+	// Registerer receives the gRPC metrics; nil means none.
+	Registerer prometheus.Registerer
+}
+
+// Server is a gRPC server with Serbero's standard chain and health.
+type Server struct {
+	grpc    *grpc.Server
+	health  *health.Server
+	log     *slog.Logger
+	opts    Options
+	panics  prometheus.Counter
+	ready   chan struct{}
+	metrics *grpcprom.ServerMetrics
+}
+
+// New builds a server. Register services on GRPC(), then call Serve.
+func New(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		return nil, errors.New("grpcserver: Logger is required")
+	}
+	s := &Server{
+		health: health.NewServer(),
+		log:    opts.Logger,
+		opts:   opts,
+		ready:  make(chan struct{}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "serbero_grpc_panics_recovered_total",
+			Help: "Panics recovered in gRPC handlers.",
+		}),
+		metrics: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
+	}
+	if opts.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.panics, s.metrics} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register grpc metrics: %w", err)
+			}
+		}
+	}
+
+	notHealthOrReflection := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+		return !isHealth(c.FullMethod()) && !isReflection(c.FullMethod())
+	})
+	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+		return !isHealth(c.FullMethod())
+	})
+	calls := callLog{log: s.log}
+	recoveryOpt := recovery.WithRecoveryHandlerContext(s.recovered)
+
+	unary := []grpc.UnaryServerInterceptor{
+		s.metrics.UnaryServerInterceptor(),
+		selector.UnaryServerInterceptor(interceptors.UnaryServerInterceptor(calls), notHealth),
+		recovery.UnaryServerInterceptor(recoveryOpt),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		s.metrics.StreamServerInterceptor(),
+		selector.StreamServerInterceptor(interceptors.StreamServerInterceptor(calls), notHealth),
+		recovery.StreamServerInterceptor(recoveryOpt),
+	}
+	if opts.AuthToken != "" {
+		check := tokenAuth(opts.AuthToken)
+		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(check), notHealthOrReflection))
+		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(check), notHealthOrReflection))
+	}
+	unary = append(unary, s.unaryErrorBoundary)
+	stream = append(stream, s.streamErrorBoundary)
+
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle:     5 * time.Minute,
+			MaxConnectionAge:      30 * time.Minute, // rebalance long-lived clients across replicas
+			MaxConnectionAgeGrace: 30 * time.Second,
+			Time:                  30 * time.Second,
+			Timeout:               10 * time.Second,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	if opts.Reflection {
+		reflection.Register(s.grpc)
+	}
+	return s, nil
+}
+
+// GRPC returns the underlying server, for registering services.
+func (s *Server) GRPC() *grpc.Server { return s.grpc }
+
+// Ready is closed once the readiness check has passed for the first time.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Serve serves on lis until ctx is cancelled, then drains and stops. It
+// returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	s.metrics.InitializeMetrics(s.grpc)
+	services := s.serviceNames()
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, name := range services {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+
+	checkCtx, stopChecks := context.WithCancel(ctx)
+	checksDone := make(chan struct{})
+	go func() {
+		defer close(checksDone)
+		s.checkReadiness(checkCtx, services)
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.grpc.Serve(lis) }()
+	s.log.Info("grpc server listening", "addr", lis.Addr().String(), "services", services)
+
+	select {
+	case err := <-serveErr:
+		stopChecks()
+		<-checksDone
+		return fmt.Errorf("grpc serve: %w", err)
+	case <-ctx.Done():
+	}
+	stopChecks()
+	<-checksDone
+
+	// Readiness fails first so load balancers stop sending new work, then
+	// in-flight calls get the grace period, then the rest is cut.
+	s.health.Shutdown()
+	s.log.Info("shutdown: draining", "drain", s.opts.Drain.String())
+	if s.opts.Drain > 0 {
+		t := time.NewTimer(s.opts.Drain)
+		<-t.C
+	}
+	if s.opts.BeforeStop != nil {
+		s.opts.BeforeStop()
+	}
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	grace := time.NewTimer(s.opts.Grace)
+	defer grace.Stop()
+	select {
+	case <-stopped:
+		s.log.Info("shutdown: grpc server stopped gracefully")
+	case <-grace.C:
+		s.log.Warn("shutdown: grace period over, stopping hard", "grace", s.opts.Grace.String())
+		s.grpc.Stop()
+		<-stopped
+	}
+	return nil
+}
+
+// checkReadiness flips the service statuses as the readiness check passes
+// or fails: every second until ready, every five seconds after.
+func (s *Server) checkReadiness(ctx context.Context, services []string) {
+	ready := false
+	everReady := false
+	for {
+		err := error(nil)
+		if s.opts.ReadyCheck != nil {
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err = s.opts.ReadyCheck(cctx)
+			cancel()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err == nil && !ready:
+			for _, name := range services {
+				s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+			}
+			s.log.Info("ready: serving", "services", services)
+			ready = true
+			if !everReady {
+				everReady = true
+				close(s.ready)
+			}
+		case err != nil && ready:
+			for _, name := range services {
+				s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+			}
+			s.log.Error("not ready", "error", err)
+			ready = false
+		case err != nil:
+			s.log.Warn("not ready yet", "error", err)
+		}
+		wait := time.Second
+		if ready {
+			wait = 5 * time.Second
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) serviceNames() []string {
+	var names []string
+	for name := range s.grpc.GetServiceInfo() {
+		if name == healthpb.Health_ServiceDesc.ServiceName || isReflection("/"+name+"/") {
+			continue
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (s *Server) recovered(ctx context.Context, p any) error {
+	s.panics.Inc()
+	s.log.ErrorContext(ctx, "grpc handler panicked", "panic", fmt.Sprint(p), "stack", string(stack()))
+	return errInternal
+}
+
+func isHealth(method string) bool { return strings.HasPrefix(method, "/grpc.health.v1.Health/") }
+
+func isReflection(method string) bool { return strings.HasPrefix(method, "/grpc.reflection.") }

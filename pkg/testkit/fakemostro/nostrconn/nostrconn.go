@@ -1,0 +1,217 @@
+// Package nostrconn is the small relay client the fakes share: keep one
+// subscription per relay URL open (reconnecting with the same filters when
+// a relay drops or restarts), hand every event to a callback once per id
+// without verifying it (callers judge signatures themselves), and publish
+// to every relay.
+package nostrconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nbd-wtf/go-nostr"
+)
+
+// Conn is a set of relay connections with one live subscription each.
+type Conn struct {
+	t       testing.TB
+	urls    []string
+	filters nostr.Filters
+	handle  func(url string, evt *nostr.Event)
+
+	mu      sync.Mutex
+	seen    map[string]bool
+	pub     map[string]*nostr.Relay
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stopped bool
+}
+
+// Dial subscribes with filters on every URL and returns once each relay
+// sent EOSE (failing the test after 10 s). handle is called from the
+// subscription goroutines, once per event id across all relays. The
+// connections close at the end of the test (or on Close).
+func Dial(t testing.TB, urls []string, filters nostr.Filters, handle func(url string, evt *nostr.Event)) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Conn{t: t, urls: urls, filters: filters, handle: handle, seen: map[string]bool{},
+		pub: map[string]*nostr.Relay{}, ctx: ctx, cancel: cancel}
+	t.Cleanup(c.Close)
+	for _, url := range urls {
+		if len(filters) == 0 {
+			continue
+		}
+		ready := make(chan error, 1)
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.listen(url, ready)
+		}()
+		select {
+		case err := <-ready:
+			if err != nil {
+				t.Fatalf("nostrconn: subscribe on %s: %v", url, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("nostrconn: subscribe on %s: timed out", url)
+		}
+	}
+	return c
+}
+
+// Close ends every subscription and connection.
+func (c *Conn) Close() {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.stopped = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.pub {
+		_ = r.Close()
+	}
+	c.pub = map[string]*nostr.Relay{}
+}
+
+func (c *Conn) listen(url string, ready chan<- error) {
+	first := true
+	for c.ctx.Err() == nil {
+		err := c.subscribeOnce(url, func() {
+			if first {
+				first = false
+				ready <- nil
+			}
+		})
+		if first {
+			first = false
+			ready <- err
+			if err != nil {
+				return
+			}
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond): // reconnect pacing
+		}
+	}
+}
+
+func (c *Conn) subscribeOnce(url string, subscribed func()) error {
+	cctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	r, err := nostr.RelayConnect(cctx, url)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	// Deliver everything, forged signatures included: the fakes judge
+	// (and count) what they receive themselves.
+	r.AssumeValid = true
+	sub, err := r.Subscribe(c.ctx, c.filters)
+	if err != nil {
+		return err
+	}
+	defer sub.Unsub()
+	eose := sub.EndOfStoredEvents
+	for {
+		select {
+		case e, ok := <-sub.Events:
+			if !ok {
+				return context.Cause(sub.Context)
+			}
+			// Only authentic events are deduplicated: an event id does not
+			// commit to the signature, so a forged copy must not shadow the
+			// genuine event.
+			if ok, _ := e.CheckSignature(); ok && e.CheckID() {
+				c.mu.Lock()
+				dup := c.seen[e.ID]
+				c.seen[e.ID] = true
+				c.mu.Unlock()
+				if dup {
+					continue
+				}
+			}
+			c.handle(url, e)
+		case <-eose:
+			eose = nil
+			subscribed()
+		case <-c.ctx.Done():
+			return nil
+		}
+	}
+}
+
+// Publish sends evt to every relay and succeeds when at least one accepted
+// it; it reconnects a dropped publishing connection once per call.
+func (c *Conn) Publish(ctx context.Context, evt nostr.Event) error {
+	var errs []error
+	accepted := 0
+	for _, url := range c.urls {
+		if err := c.publishOne(ctx, url, evt); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", url, err))
+			continue
+		}
+		accepted++
+	}
+	if accepted == 0 {
+		return fmt.Errorf("publish %s: %w", evt.ID, errors.Join(errs...))
+	}
+	return nil
+}
+
+func (c *Conn) publishOne(ctx context.Context, url string, evt nostr.Event) error {
+	for attempt := 0; attempt < 2; attempt++ {
+		r, err := c.publisher(ctx, url)
+		if err != nil {
+			return err
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = r.Publish(pctx, evt)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if r.IsConnected() {
+			return err // the relay answered: rejected
+		}
+		c.mu.Lock()
+		if c.pub[url] == r {
+			delete(c.pub, url)
+		}
+		c.mu.Unlock()
+	}
+	return errors.New("relay connection lost")
+}
+
+func (c *Conn) publisher(ctx context.Context, url string) (*nostr.Relay, error) {
+	c.mu.Lock()
+	r := c.pub[url]
+	c.mu.Unlock()
+	if r != nil && r.IsConnected() {
+		return r, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := nostr.RelayConnect(cctx, url)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.pub[url]; old != nil && old != r {
+		_ = old.Close()
+	}
+	c.pub[url] = r
+	return r, nil
+}

@@ -1,0 +1,478 @@
+package authsvc_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
+	"github.com/serbero/serbero/pkg/config"
+	"github.com/serbero/serbero/pkg/pgdbtest"
+	"github.com/serbero/serbero/services/authsvc/prober"
+)
+
+const (
+	stUnknown      = authsvcv1.AuthorizationState_AUTHORIZATION_STATE_UNKNOWN
+	stAuthorized   = authsvcv1.AuthorizationState_AUTHORIZATION_STATE_AUTHORIZED
+	stUnauthorized = authsvcv1.AuthorizationState_AUTHORIZATION_STATE_UNAUTHORIZED
+	stTerminated   = authsvcv1.AuthorizationState_AUTHORIZATION_STATE_TERMINATED
+)
+
+func manyAttempts(c *config.Config) { c.Mediation.SolverAuthRetryMaxAttempts = 100000 }
+
+// leaderOf waits until exactly one of the replicas runs the loop.
+func leaderOf(t *testing.T, ins ...*instance) (leader *instance, others []*instance) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, in := range ins {
+			if in.svc.IsLoopHolder() {
+				n++
+			}
+		}
+		return n == 1
+	}, 10*time.Second, 10*time.Millisecond, "exactly one replica runs the loop")
+	for _, in := range ins {
+		if in.svc.IsLoopHolder() {
+			leader = in
+		} else {
+			others = append(others, in)
+		}
+	}
+	return leader, others
+}
+
+func TestTwoReplicasOneLoopConsistentAnswers(t *testing.T) {
+	t.Parallel()
+	db := pgdbtest.NewDB(t)
+	rg := newFakeRelaygw()
+	var ins []*instance
+	for _, name := range []string{"a", "b"} {
+		tun := fastTuning(name)
+		tun.RefreshInterval = time.Hour // changes must travel by NOTIFY
+		ins = append(ins, startInstance(t, db, name, instanceOpts{relaygw: rg, tuning: tun}))
+	}
+	leader, others := leaderOf(t, ins...)
+	follower := others[0]
+
+	// Never two loops: sample while the leader renews its lease a few times.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		require.False(t, ins[0].svc.IsLoopHolder() && ins[1].svc.IsLoopHolder(), "two loops")
+		time.Sleep(20 * time.Millisecond) // sampling, not synchronisation
+	}
+	require.True(t, leader.svc.IsLoopHolder())
+
+	// The leader ran the initial check: node reachable, no take evidence,
+	// a standing probe. Both replicas say so.
+	require.Eventually(t, func() bool { return leader.state(t).GetProbeId() != "" }, 5*time.Second, 10*time.Millisecond)
+	s := leader.state(t)
+	require.Equal(t, stUnknown, s.GetState())
+	require.Equal(t, authsvcv1.EvidenceKind_EVIDENCE_KIND_NODE_REACHABLE, s.GetEvidence().GetKind())
+	require.Contains(t, s.GetEvidence().GetSummary(), "protocol v2")
+	require.Eventually(t, func() bool { return follower.state(t).GetVersion() == s.GetVersion() }, time.Second, 5*time.Millisecond)
+	require.Equal(t, s.GetProbeId(), follower.state(t).GetProbeId())
+
+	// An input on the follower: both answer the new state within a second.
+	ctx := context.Background()
+	resp, err := follower.client.ReportTakeOutcome(ctx, &authsvcv1.ReportTakeOutcomeRequest{
+		DisputeId: "5b3c2f9e-3a8f-4bd6-9f7e-1c2d3e4f5a6b", Outcome: authsvcv1.TakeOutcome_TAKE_OUTCOME_TOOK,
+		ProbeId: s.GetProbeId(), DisputeStatus: "initiated",
+	})
+	require.NoError(t, err)
+	require.Equal(t, stAuthorized, resp.GetState().GetState())
+	for _, in := range ins {
+		require.Eventually(t, func() bool { return in.state(t).GetVersion() == resp.GetState().GetVersion() },
+			time.Second, 5*time.Millisecond, "replica %s", in.name)
+		require.Equal(t, stAuthorized, in.state(t).GetState())
+		require.Equal(t, authsvcv1.EvidenceKind_EVIDENCE_KIND_TOOK_DISPUTE, in.state(t).GetEvidence().GetKind())
+	}
+
+	// And on the leader: a loss starts a fresh cycle.
+	lost, err := leader.client.ReportAuthorizationLost(ctx, &authsvcv1.ReportAuthorizationLostRequest{Reason: "node refused a re-take"})
+	require.NoError(t, err)
+	require.Equal(t, stUnauthorized, lost.GetState().GetState())
+	require.Equal(t, int32(1), lost.GetState().GetAttempt())
+	require.Eventually(t, func() bool { return follower.state(t).GetVersion() >= lost.GetState().GetVersion() }, time.Second, 5*time.Millisecond)
+	require.Equal(t, 1, auditCount(t, db, "auth_retry_attempt"))
+	require.Zero(t, auditCount(t, db, "auth_retry_recovered"), "the initial check passing writes no audit row")
+}
+
+func TestLoopMovesWhenTheHolderDiesAndStateSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	db := pgdbtest.NewDB(t)
+	rg := newFakeRelaygw()
+	rg.set(func(f *fakeRelaygw) { f.infoErr = status.Error(codes.NotFound, "no info event yet") })
+	a := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: fastTuning("a"), mutate: manyAttempts})
+	b := startInstance(t, db, "b", instanceOpts{relaygw: rg, tuning: fastTuning("b"), mutate: manyAttempts})
+	leader, others := leaderOf(t, a, b)
+	follower := others[0]
+
+	// The node is unreachable: every attempt fails, one every 200-400 ms.
+	require.Eventually(t, func() bool { return leader.state(t).GetAttempt() >= 3 }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, stUnauthorized, leader.state(t).GetState())
+
+	leader.crash()
+	crashedAt := time.Now()
+	atCrash := follower.state(t).GetAttempt()
+	require.Eventually(t, follower.svc.IsLoopHolder, 5*time.Second, 5*time.Millisecond, "the loop moves")
+	moved := time.Since(crashedAt)
+	t.Logf("loop moved %s after the holder died (lease ttl 900ms)", moved)
+	require.Eventually(t, func() bool { return follower.state(t).GetAttempt() >= atCrash+3 }, 10*time.Second, 10*time.Millisecond,
+		"the cycle goes on where it was")
+
+	// One loop at a time: every attempt has exactly one row, numbered 1..n.
+	follower.stop() // a clean stop releases the lease at once
+	final := attemptNumbers(t, db)
+	for i, n := range final {
+		require.Equal(t, i+1, n, "attempt rows are 1..n without duplicates or gaps")
+	}
+
+	// A restarted replica keeps the state and the attempt count.
+	c := startInstance(t, db, "c", instanceOpts{relaygw: rg, tuning: fastTuning("c"), mutate: manyAttempts})
+	s := c.state(t)
+	require.Equal(t, stUnauthorized, s.GetState())
+	require.GreaterOrEqual(t, int(s.GetAttempt()), len(final))
+	require.Eventually(t, c.svc.IsLoopHolder, 2*time.Second, 5*time.Millisecond, "a released lease is taken at once")
+	rg.set(func(f *fakeRelaygw) { f.infoErr = nil; f.registered = true })
+	require.Eventually(t, func() bool {
+		return c.state(t).GetProbeId() != ""
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Greater(t, int(c.state(t).GetAttempt()), len(final), "numbering continues after the restart")
+}
+
+func attemptNumbers(t *testing.T, db *pgdbtest.DB) []int {
+	t.Helper()
+	rows, err := db.Pool.Query(context.Background(),
+		`SELECT payload_json FROM mediation_events WHERE kind = 'auth_retry_attempt' ORDER BY id`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var p struct {
+			Attempt int    `json:"attempt"`
+			Error   string `json:"error"`
+		}
+		var raw []byte
+		require.NoError(t, rows.Scan(&raw))
+		require.NoError(t, json.Unmarshal(raw, &p))
+		require.Contains(t, p.Error, "no kind 38385 info event")
+		out = append(out, p.Attempt)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func TestWatchState(t *testing.T) {
+	t.Parallel()
+	db := pgdbtest.NewDB(t)
+	rg := newFakeRelaygw()
+	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: fastTuning("a")})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stream, err := in.client.WatchState(ctx, &authsvcv1.WatchStateRequest{})
+	require.NoError(t, err)
+	first, err := stream.Recv()
+	require.NoError(t, err, "the current state comes at once")
+	require.NotNil(t, first.GetState())
+
+	probe := first.GetState().GetProbeId() // the initial check may have run already
+	last := first.GetState().GetVersion()
+	for probe == "" {
+		msg, err := stream.Recv()
+		require.NoError(t, err)
+		require.Greater(t, msg.GetState().GetVersion(), last, "versions only increase")
+		last = msg.GetState().GetVersion()
+		probe = msg.GetState().GetProbeId()
+	}
+	_, err = in.client.ReportTakeOutcome(ctx, &authsvcv1.ReportTakeOutcomeRequest{
+		DisputeId: "d-1", Outcome: authsvcv1.TakeOutcome_TAKE_OUTCOME_TOOK, ProbeId: probe,
+	})
+	require.NoError(t, err)
+	msg, err := stream.Recv()
+	require.NoError(t, err)
+	require.Equal(t, stAuthorized, msg.GetState().GetState())
+
+	// The stream ends when the process starts to stop.
+	in.stopping()
+	_, err = stream.Recv()
+	require.Equal(t, codes.Unavailable, status.Code(err))
+}
+
+func TestProberRecoversOnceTheSolverIsRegistered(t *testing.T) {
+	t.Parallel()
+	db := pgdbtest.NewDB(t)
+	rg := newFakeRelaygw()
+	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: fastTuning("a")})
+
+	var (
+		mu   sync.Mutex
+		took []string
+	)
+	p := prober.New(prober.Options{
+		Auth: in.client, Relaygw: rg, RetryInterval: 50 * time.Millisecond,
+		Pick: func(context.Context) (prober.Candidate, bool, error) {
+			return prober.Candidate{DisputeID: "5b3c2f9e-3a8f-4bd6-9f7e-1c2d3e4f5a6b", Status: "initiated"}, true, nil
+		},
+		OnTook: func(_ context.Context, c prober.Candidate, out prober.Outcome) {
+			mu.Lock()
+			defer mu.Unlock()
+			took = append(took, c.DisputeID)
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// Not registered: the probe's take is refused with invalid_pubkey.
+	require.Eventually(t, func() bool { return in.state(t).GetState() == stUnauthorized }, 10*time.Second, 10*time.Millisecond)
+	s := in.state(t)
+	require.Equal(t, authsvcv1.EvidenceKind_EVIDENCE_KIND_CANT_DO_INVALID_PUBKEY, s.GetEvidence().GetKind())
+	require.Contains(t, s.GetLastError(), "cant-do invalid_pubkey")
+	require.GreaterOrEqual(t, s.GetAttempt(), int32(1)) // the cycle goes on every 200-400 ms
+
+	// The operator registers Serbero; the next probe proves it.
+	rg.set(func(f *fakeRelaygw) { f.registered = true })
+	require.Eventually(t, func() bool { return in.state(t).GetState() == stAuthorized }, 10*time.Second, 10*time.Millisecond)
+	s = in.state(t)
+	require.Equal(t, authsvcv1.EvidenceKind_EVIDENCE_KIND_TOOK_DISPUTE, s.GetEvidence().GetKind())
+	require.Equal(t, 1, auditCount(t, db, "auth_retry_recovered"))
+	require.Equal(t, int(s.GetAttempt())-1, auditCount(t, db, "auth_retry_attempt"))
+	mu.Lock()
+	require.Equal(t, []string{"5b3c2f9e-3a8f-4bd6-9f7e-1c2d3e4f5a6b"}, took, "the successful probe is handed to mediationsvc")
+	mu.Unlock()
+	// Authorized: no more probes.
+	n := rg.takeCount()
+	require.Never(t, func() bool { return rg.takeCount() != n }, 300*time.Millisecond, 20*time.Millisecond)
+}
+
+func TestProbeWithNothingEligible(t *testing.T) {
+	t.Parallel()
+	db := pgdbtest.NewDB(t)
+	rg := newFakeRelaygw()
+	tun := fastTuning("a")
+	tun.ProbeWait = 300 * time.Millisecond
+	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: tun})
+	ctx := context.Background()
+
+	// Unknown with a standing probe: a quiet node is not a failure.
+	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, 5*time.Second, 10*time.Millisecond)
+	require.Nil(t, in.state(t).GetProbeDeadline(), "the standing probe has no deadline")
+	require.Zero(t, auditCount(t, db, "auth_retry_attempt"))
+
+	// Once unauthorized, an attempt's probe that nobody claims fails the
+	// attempt with probe_unclaimed.
+	_, err := in.client.ReportAuthorizationLost(ctx, &authsvcv1.ReportAuthorizationLostRequest{Reason: "test"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return in.state(t).GetEvidence().GetKind() == authsvcv1.EvidenceKind_EVIDENCE_KIND_PROBE_UNCLAIMED
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Contains(t, in.state(t).GetLastError(), "no eligible dispute")
+}
+
+func TestClaimAndReportValidation(t *testing.T) {
+	t.Parallel()
+	db := pgdbtest.NewDB(t)
+	in := startInstance(t, db, "a", instanceOpts{relaygw: newFakeRelaygw(), tuning: fastTuning("a")})
+	ctx := context.Background()
+	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, 5*time.Second, 10*time.Millisecond)
+	probe := in.state(t).GetProbeId()
+
+	_, err := in.client.ReportTakeOutcome(ctx, &authsvcv1.ReportTakeOutcomeRequest{Outcome: authsvcv1.TakeOutcome_TAKE_OUTCOME_TOOK})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	_, err = in.client.ReportTakeOutcome(ctx, &authsvcv1.ReportTakeOutcomeRequest{DisputeId: "d"})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	_, err = in.client.ClaimProbe(ctx, &authsvcv1.ClaimProbeRequest{ProbeId: probe})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	_, err = in.client.ResetTerminated(ctx, &authsvcv1.ResetTerminatedRequest{})
+	require.Equal(t, codes.FailedPrecondition, status.Code(err))
+
+	claims := []struct {
+		probe, dispute string
+		granted        bool
+	}{
+		{probe, "d-1", true},
+		{probe, "d-1", true}, // the winner asking again
+		{probe, "d-2", false},
+		{"stale", "d-3", false},
+	}
+	for _, c := range claims {
+		resp, err := in.client.ClaimProbe(ctx, &authsvcv1.ClaimProbeRequest{ProbeId: c.probe, DisputeId: c.dispute})
+		require.NoError(t, err)
+		require.Equal(t, c.granted, resp.GetGranted(), "%+v", c)
+		require.Equal(t, "d-1", resp.GetState().GetProbeDisputeId())
+	}
+}
+
+func TestTakeOutcomeClassification(t *testing.T) {
+	t.Parallel()
+	db := pgdbtest.NewDB(t)
+	rg := newFakeRelaygw()
+	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: fastTuning("a")})
+	ctx := context.Background()
+	cantDo := authsvcv1.TakeOutcome_TAKE_OUTCOME_CANT_DO
+	// Sequential: each report starts from the previous state.
+	steps := []struct {
+		name      string
+		req       *authsvcv1.ReportTakeOutcomeRequest
+		wantState authsvcv1.AuthorizationState
+		wantEv    authsvcv1.EvidenceKind
+	}{
+		{"invalid_pubkey for a dispute already in progress proves nothing",
+			&authsvcv1.ReportTakeOutcomeRequest{DisputeId: "d-1", Outcome: cantDo, CantDoReason: "invalid_pubkey", DisputeStatus: "in-progress"},
+			stUnknown, 0},
+		{"another cant-do reason proves nothing",
+			&authsvcv1.ReportTakeOutcomeRequest{DisputeId: "d-2", Outcome: cantDo, CantDoReason: "not_found"},
+			stUnknown, 0},
+		{"admin-took-dispute proves registration",
+			&authsvcv1.ReportTakeOutcomeRequest{DisputeId: "d-3", Outcome: authsvcv1.TakeOutcome_TAKE_OUTCOME_TOOK},
+			stAuthorized, authsvcv1.EvidenceKind_EVIDENCE_KIND_TOOK_DISPUTE},
+		{"inconclusive while authorized changes nothing",
+			&authsvcv1.ReportTakeOutcomeRequest{DisputeId: "d-4", Outcome: cantDo, CantDoReason: "invalid_pubkey", DisputeStatus: "in-progress"},
+			stAuthorized, authsvcv1.EvidenceKind_EVIDENCE_KIND_TOOK_DISPUTE},
+		{"not_authorized is evidence against",
+			&authsvcv1.ReportTakeOutcomeRequest{DisputeId: "d-5", Outcome: cantDo, CantDoReason: "not_authorized",
+				ObservedAt: timestamppb.Now()},
+			stUnauthorized, authsvcv1.EvidenceKind_EVIDENCE_KIND_CANT_DO_NOT_AUTHORIZED},
+	}
+	for _, st := range steps {
+		resp, err := in.client.ReportTakeOutcome(ctx, st.req)
+		require.NoError(t, err, st.name)
+		require.Equal(t, st.wantState, resp.GetState().GetState(), st.name)
+		if st.wantEv != 0 {
+			require.Equal(t, st.wantEv, resp.GetState().GetEvidence().GetKind(), st.name)
+			want := st.req.GetDisputeId()
+			if st.wantState == stAuthorized {
+				want = "d-3" // the evidence is the take that proved it
+			}
+			require.Equal(t, want, resp.GetState().GetEvidence().GetDisputeId(), st.name)
+		}
+	}
+	require.Contains(t, in.state(t).GetLastError(), "cant-do not_authorized for dispute d-5")
+
+	// No reply and invalid_pubkey for an initiated dispute are evidence
+	// against too (checked while authorized, where they mean loss).
+	for _, req := range []*authsvcv1.ReportTakeOutcomeRequest{
+		{DisputeId: "d-6", Outcome: authsvcv1.TakeOutcome_TAKE_OUTCOME_NO_REPLY},
+		{DisputeId: "d-7", Outcome: cantDo, CantDoReason: "invalid_pubkey", DisputeStatus: "initiated"},
+	} {
+		db2 := pgdbtest.NewDB(t)
+		in2 := startInstance(t, db2, "b", instanceOpts{relaygw: rg, tuning: fastTuning("b")})
+		_, err := in2.client.ReportTakeOutcome(ctx, &authsvcv1.ReportTakeOutcomeRequest{DisputeId: "d-0", Outcome: authsvcv1.TakeOutcome_TAKE_OUTCOME_TOOK})
+		require.NoError(t, err)
+		resp, err := in2.client.ReportTakeOutcome(ctx, req)
+		require.NoError(t, err)
+		require.Equal(t, stUnauthorized, resp.GetState().GetState(), req.GetDisputeId())
+		in2.stop()
+	}
+}
+
+func TestResetTerminatedStartsAFreshCycle(t *testing.T) {
+	t.Parallel()
+	db := pgdbtest.NewDB(t)
+	rg := newFakeRelaygw()
+	rg.set(func(f *fakeRelaygw) { f.version = 3 })
+	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: fastTuning("a"), mutate: func(c *config.Config) {
+		c.Mediation.SolverAuthRetryMaxAttempts = 3
+	}})
+	require.Eventually(t, func() bool { return in.state(t).GetState() == stTerminated }, 10*time.Second, 10*time.Millisecond)
+	s := in.state(t)
+	require.Contains(t, s.GetLastError(), "unsupported protocol version 3")
+	require.Equal(t, 3, auditCount(t, db, "auth_retry_attempt"))
+	require.Equal(t, 1, auditCount(t, db, "auth_retry_terminated"))
+	require.Equal(t, 1.0, gauge(t, in, "serbero_authsvc_state", "terminated"))
+	require.Equal(t, 3.0, counter(t, in, "serbero_authsvc_attempts_total", "failure"))
+
+	rg.set(func(f *fakeRelaygw) { f.version = 2 })
+	resp, err := in.client.ResetTerminated(context.Background(), &authsvcv1.ResetTerminatedRequest{})
+	require.NoError(t, err)
+	require.Equal(t, stUnauthorized, resp.GetState().GetState())
+	require.Equal(t, int32(0), resp.GetState().GetAttempt())
+	// Attempt 1 of the new cycle runs at once and grants a probe.
+	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, int32(1), in.state(t).GetAttempt())
+}
+
+func gauge(t *testing.T, in *instance, name, state string) float64 {
+	t.Helper()
+	for _, m := range gather(t, in, name) {
+		for _, l := range m.GetLabel() {
+			if l.GetValue() == state {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no %s{%s}", name, state)
+	return 0
+}
+
+func counter(t *testing.T, in *instance, name, label string) float64 {
+	t.Helper()
+	for _, m := range gather(t, in, name) {
+		for _, l := range m.GetLabel() {
+			if l.GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func gather(t *testing.T, in *instance, name string) []*dto.Metric {
+	t.Helper()
+	mfs, err := in.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()
+		}
+	}
+	return nil
+}
+
+func TestMissingNodeInfoRightAfterStartIsRetried(t *testing.T) {
+	t.Parallel()
+	db := pgdbtest.NewDB(t)
+	rg := newFakeRelaygw()
+	rg.set(func(f *fakeRelaygw) {
+		f.infoErr = status.Error(codes.FailedPrecondition, "no info event (kind 38385) from the Mostro node has been received yet")
+	})
+	tun := fastTuning("a")
+	tun.StartupGrace = time.Minute
+	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: tun})
+
+	require.Eventually(t, func() bool { return rg.infoCallCount() >= 3 }, 5*time.Second, 10*time.Millisecond, "retried")
+	require.Equal(t, stUnknown, in.state(t).GetState(), "relaygw has not heard from the node yet: nothing counted")
+	require.Zero(t, auditCount(t, db, "auth_retry_attempt"))
+
+	rg.set(func(f *fakeRelaygw) { f.infoErr = nil })
+	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, stUnknown, in.state(t).GetState())
+	require.Zero(t, auditCount(t, db, "auth_retry_attempt"))
+}
+
+func TestRefreshCatchesAChangeWithoutNotification(t *testing.T) {
+	t.Parallel()
+	db := pgdbtest.NewDB(t)
+	tun := fastTuning("a")
+	tun.RefreshInterval = 200 * time.Millisecond
+	in := startInstance(t, db, "a", instanceOpts{relaygw: newFakeRelaygw(), tuning: tun})
+	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, 5*time.Second, 10*time.Millisecond)
+	before := in.state(t)
+
+	// A change committed without NOTIFY (as if the notification was lost).
+	_, err := db.Pool.Exec(context.Background(),
+		`UPDATE authsvc_state SET version = version + 1, evidence_summary = 'changed behind the listener''s back'`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return in.state(t).GetVersion() == before.GetVersion()+1 }, time.Second, 10*time.Millisecond)
+	require.Equal(t, "changed behind the listener's back", in.state(t).GetEvidence().GetSummary())
+}

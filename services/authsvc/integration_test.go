@@ -1,0 +1,145 @@
+package authsvc_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
+	"github.com/serbero/serbero/pkg/mostro"
+	"github.com/serbero/serbero/pkg/mostro/keys"
+	"github.com/serbero/serbero/pkg/pgdbtest"
+	"github.com/serbero/serbero/pkg/testkit/fakemostro"
+	"github.com/serbero/serbero/pkg/testkit/relay"
+	"github.com/serbero/serbero/services/authsvc/prober"
+	"github.com/serbero/serbero/services/relaygw/relaygwtest"
+)
+
+// e2e is authsvc + a real relaygw + the fake Mostro on one in-process
+// relay and one database, with a prober standing in for mediationsvc.
+type e2e struct {
+	db     *pgdbtest.DB
+	mostro *fakemostro.Mostro
+	rg     *relaygwtest.Harness
+	auth   *instance
+	prober *prober.Prober
+
+	mu      sync.Mutex
+	pick    []prober.Candidate
+	tookIDs []string
+}
+
+func startE2E(t *testing.T, version int, takeTimeout time.Duration) *e2e {
+	t.Helper()
+	db := pgdbtest.NewDB(t)
+	r := relay.Start(t)
+	mk := keys.Generate()
+	m := fakemostro.Start(t, fakemostro.Config{Keys: mk, ProtocolVersion: version, PoW: 2, PoWFirstContact: 4}, r.URL())
+	rg := relaygwtest.Start(t, relaygwtest.Options{DB: db, Relay: r, Mostro: mk, Logger: discardLogger()})
+	e := &e2e{db: db, mostro: m, rg: rg}
+	e.auth = startInstance(t, db, "auth", instanceOpts{relaygw: rg.Client, tuning: fastTuning("auth")})
+	e.prober = prober.New(prober.Options{
+		Auth: e.auth.client, Relaygw: rg.Client, TakeTimeout: takeTimeout, RetryInterval: 50 * time.Millisecond,
+		Logger: discardLogger(),
+		Pick: func(context.Context) (prober.Candidate, bool, error) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if len(e.pick) == 0 {
+				return prober.Candidate{}, false, nil
+			}
+			return e.pick[0], true, nil
+		},
+		OnTook: func(_ context.Context, c prober.Candidate, out prober.Outcome) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.tookIDs = append(e.tookIDs, c.DisputeID)
+			e.pick = e.pick[1:] // mediationsvc now mediates it
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.prober.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e
+}
+
+// openDispute opens a dispute at the node and makes it eligible.
+func (e *e2e) openDispute() fakemostro.Dispute {
+	d := e.mostro.OpenDispute(fakemostro.DisputeSpec{})
+	e.mu.Lock()
+	e.pick = append(e.pick, prober.Candidate{DisputeID: d.ID, Status: "initiated"})
+	e.mu.Unlock()
+	e.prober.Kick()
+	return d
+}
+
+func (e *e2e) waitState(t *testing.T, want authsvcv1.AuthorizationState, within time.Duration) *authsvcv1.AuthState {
+	t.Helper()
+	require.Eventually(t, func() bool { return e.auth.state(t).GetState() == want }, within, 10*time.Millisecond,
+		"want %v, have %v", want, e.auth.state(t))
+	return e.auth.state(t)
+}
+
+func TestEndToEndWithFakeMostro(t *testing.T) {
+	t.Parallel()
+	for _, version := range []int{2, 1} {
+		t.Run(fmt.Sprintf("protocol v%d", version), func(t *testing.T) {
+			t.Parallel()
+			e := startE2E(t, version, 10*time.Second)
+
+			// No dispute yet: the node is reachable, nothing else is known.
+			require.Eventually(t, func() bool { return e.auth.state(t).GetProbeId() != "" }, 10*time.Second, 10*time.Millisecond)
+			s := e.auth.state(t)
+			require.Equal(t, stUnknown, s.GetState())
+			require.Equal(t, authsvcv1.EvidenceKind_EVIDENCE_KIND_NODE_REACHABLE, s.GetEvidence().GetKind())
+			require.Contains(t, s.GetEvidence().GetSummary(), fmt.Sprintf("protocol v%d", version))
+
+			// A dispute appears; the node does not know Serbero as a solver:
+			// the probe's take is refused with cant-do invalid_pubkey.
+			d1 := e.openDispute()
+			s = e.waitState(t, stUnauthorized, 15*time.Second)
+			require.Equal(t, authsvcv1.EvidenceKind_EVIDENCE_KIND_CANT_DO_INVALID_PUBKEY, s.GetEvidence().GetKind())
+			require.Equal(t, d1.ID, s.GetEvidence().GetDisputeId())
+			require.GreaterOrEqual(t, s.GetAttempt(), int32(1)) // the cycle retries every 200-400 ms
+			e.mostro.WaitRequest(t, mostro.ActionAdminTakeDispute, d1.ID, 5*time.Second)
+			require.Empty(t, e.mostro.Dispute(d1.ID).Solver)
+			require.GreaterOrEqual(t, auditCount(t, e.db, "auth_retry_attempt"), 1)
+
+			// The operator registers Serbero (what admin-add-solver does); the
+			// next attempt's probe takes the dispute for real.
+			e.mostro.AddSolver(e.rg.Serbero.PublicKey(), fakemostro.PermRead)
+			s = e.waitState(t, stAuthorized, 15*time.Second)
+			require.Empty(t, e.mostro.Drops(), "every probe met the node's intake rules (first-contact PoW included)")
+			require.Equal(t, authsvcv1.EvidenceKind_EVIDENCE_KIND_TOOK_DISPUTE, s.GetEvidence().GetKind())
+			require.Equal(t, d1.ID, s.GetEvidence().GetDisputeId())
+			require.Equal(t, e.rg.Serbero.PublicKey(), e.mostro.Dispute(d1.ID).Solver, "the probe really took the dispute")
+			require.Equal(t, mostro.DisputeInProgress, e.mostro.Dispute(d1.ID).Status)
+			require.Equal(t, 1, auditCount(t, e.db, "auth_retry_recovered"))
+			require.Equal(t, int(s.GetAttempt())-1, auditCount(t, e.db, "auth_retry_attempt"), "one row per failed attempt")
+			require.Zero(t, auditCount(t, e.db, "auth_retry_terminated"))
+			e.mu.Lock()
+			require.Equal(t, []string{d1.ID}, e.tookIDs, "the taken dispute is handed to mediationsvc")
+			e.mu.Unlock()
+		})
+	}
+}
+
+func TestEndToEndSilentNodeIsNoReply(t *testing.T) {
+	t.Parallel()
+	e := startE2E(t, 2, time.Second)
+	e.mostro.AddSolver(e.rg.Serbero.PublicKey(), fakemostro.PermRead)
+	e.mostro.UpdateBehavior(func(b *fakemostro.Behavior) { b.SilentTakes = true })
+	d := e.openDispute()
+	s := e.waitState(t, stUnauthorized, 15*time.Second)
+	require.Equal(t, authsvcv1.EvidenceKind_EVIDENCE_KIND_NO_REPLY, s.GetEvidence().GetKind(), "no reply is evidence against, and says so")
+	require.Equal(t, d.ID, s.GetEvidence().GetDisputeId())
+
+	// The node answers again: the next probe recovers.
+	e.mostro.UpdateBehavior(func(b *fakemostro.Behavior) { b.SilentTakes = false })
+	e.waitState(t, stAuthorized, 15*time.Second)
+	require.Equal(t, e.rg.Serbero.PublicKey(), e.mostro.Dispute(d.ID).Solver)
+}

@@ -1,0 +1,116 @@
+// Package metrics holds escalationsvc's Prometheus collectors
+// (serbero_escalationsvc_*).
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/serbero/serbero/pkg/handoff"
+)
+
+// Metrics are the dispatcher's counters and its latency histogram.
+type Metrics struct {
+	// Claimed counts handoffs claimed (a parked handoff claimed again
+	// counts again).
+	Claimed prometheus.Counter
+	// Dispatched counts dispatch rows recorded with status dispatched.
+	Dispatched prometheus.Counter
+	// SendFailed counts dispatch rows recorded with status send_failed.
+	SendFailed prometheus.Counter
+	// Superseded counts escalation_superseded audit rows written (at most
+	// one per handoff).
+	Superseded prometheus.Counter
+	// Unroutable counts escalation_dispatch_unroutable audit rows written
+	// (at most one per handoff).
+	Unroutable prometheus.Counter
+	// ParseFailed counts escalation_dispatch_parse_failed rows by reason.
+	ParseFailed *prometheus.CounterVec
+	// Retried counts handoffs returned to the queue after a transient
+	// error, and Failed those given up on.
+	Retried prometheus.Counter
+	Failed  prometheus.Counter
+	// Rescued counts expired claims returned to the queue.
+	Rescued prometheus.Counter
+	// DispatchLatency is the time from the handoff's commit to a relay
+	// accepting its DM, per recipient.
+	DispatchLatency prometheus.Histogram
+}
+
+// New registers the collectors on reg (a private registry when reg is
+// nil). pool backs the queue gauges, read at scrape time.
+func New(reg prometheus.Registerer, pool *pgxpool.Pool, log *slog.Logger) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "serbero", Subsystem: "escalationsvc", Name: name, Help: help})
+	}
+	m := &Metrics{
+		Claimed:    counter("handoffs_claimed_total", "Handoffs claimed from the queue."),
+		Dispatched: counter("dispatched_total", "Handoffs dispatched (at least one recipient reached)."),
+		SendFailed: counter("send_failed_total", "Handoffs recorded as send_failed (no recipient reached)."),
+		Superseded: counter("superseded_total", "Handoffs skipped because their dispute was already resolved (once per handoff)."),
+		Unroutable: counter("unroutable_total", "Handoffs found unroutable (once per handoff)."),
+		ParseFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "serbero", Subsystem: "escalationsvc", Name: "parse_failed_total",
+			Help: "Handoffs consumed as parse-failed, by reason (deserialize_failed, orphan_dispute_reference).",
+		}, []string{"reason"}),
+		Retried: counter("handoffs_retried_total", "Handoffs returned to the queue after a transient error."),
+		Failed:  counter("handoffs_failed_total", "Handoffs given up on after repeated errors (need an operator)."),
+		Rescued: counter("claims_rescued_total", "Expired claims (dead claimers) returned to the queue."),
+		DispatchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "serbero", Subsystem: "escalationsvc", Name: "dispatch_latency_seconds",
+			Help:    "Time from a handoff's commit to a relay accepting its DM, per recipient.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}),
+	}
+	for _, reason := range []string{"deserialize_failed", "orphan_dispute_reference"} {
+		m.ParseFailed.WithLabelValues(reason) // exported as 0 from the start
+	}
+	reg.MustRegister(m.Claimed, m.Dispatched, m.SendFailed, m.Superseded, m.Unroutable, m.ParseFailed,
+		m.Retried, m.Failed, m.Rescued, m.DispatchLatency, &queueCollector{pool: pool, log: log})
+	return m
+}
+
+var (
+	depthDesc = prometheus.NewDesc("serbero_escalationsvc_queue_depth",
+		"Handoffs in the queue by status (done rows excluded).", []string{"status"}, nil)
+	oldestDesc = prometheus.NewDesc("serbero_escalationsvc_oldest_pending_age_seconds",
+		"How long the oldest due handoff (pending, or parked and due) has waited; 0 when none.", nil, nil)
+)
+
+// queueCollector reads the queue at scrape time, so every replica reports
+// the same, current, values.
+type queueCollector struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- depthDesc
+	ch <- oldestDesc
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.pool == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := handoff.QueueStats(ctx, c.pool)
+	if err != nil {
+		if c.log != nil {
+			c.log.Warn("queue metrics unavailable", "err", err)
+		}
+		return
+	}
+	for _, s := range []handoff.Status{handoff.StatusPending, handoff.StatusClaimed, handoff.StatusParked, handoff.StatusFailed} {
+		ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(st.ByStatus[s]), string(s))
+	}
+	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, st.OldestDueAge.Seconds())
+}
