@@ -40,6 +40,9 @@ func startE2E(t *testing.T, version int, takeTimeout time.Duration) *e2e {
 	mk := keys.Generate()
 	m := fakemostro.Start(t, fakemostro.Config{Keys: mk, ProtocolVersion: version, PoW: 2, PoWFirstContact: 4}, r.URL())
 	rg := relaygwtest.Start(t, relaygwtest.Options{DB: db, Relay: r, Mostro: mk, Logger: discardLogger()})
+	// The node is up before authsvc's first check: relaygw has its info
+	// event (otherwise the first attempt fails as node_unreachable).
+	rg.WaitMostroInfo(t)
 	e := &e2e{db: db, mostro: m, rg: rg}
 	e.auth = startInstance(t, db, "auth", instanceOpts{relaygw: rg.Client, tuning: fastTuning("auth")})
 	e.prober = prober.New(prober.Options{

@@ -27,10 +27,7 @@ func withMostro(t *testing.T, cfg fakemostro.Config) (*relaygwtest.Harness, *fak
 	m := fakemostro.Start(t, cfg, r.URL())
 	h := relaygwtest.Start(t, relaygwtest.Options{Relay: r, Mostro: m.Keys()})
 	// relaygw knows the node's parameters before the first request.
-	require.Eventually(t, func() bool {
-		_, err := h.Client.GetMostroInfo(ctx(t), &relaygwv1.GetMostroInfoRequest{})
-		return err == nil
-	}, wait, 10*time.Millisecond)
+	h.WaitMostroInfo(t)
 	return h, m
 }
 
@@ -193,8 +190,15 @@ func TestTakeDisputeIgnoresStaleReplies(t *testing.T) {
 			require.NoError(t, res.err)
 			require.Equal(t, "admin-took-dispute", res.resp.GetReply().GetAction())
 			require.Equal(t, d.ID, res.resp.GetReply().GetTookDispute().GetDisputeId())
-			require.Equal(t, 1.0, h.Metric(t, "serbero_relaygw_mostro_replies_ignored_total", "reason", "stale"))
-			require.Equal(t, 1.0, h.Metric(t, "serbero_relaygw_mostro_replies_ignored_total", "reason", "unmatched"))
+			// The pair sent during the wait is always counted. The pair sent
+			// before the request is counted too when the relay delivers it
+			// after the request became pending (a loaded machine); otherwise
+			// it is dropped undecrypted.
+			for _, reason := range []string{"stale", "unmatched"} {
+				n := h.Metric(t, "serbero_relaygw_mostro_replies_ignored_total", "reason", reason)
+				require.Truef(t, n == 1 || n == 2, "%s replies ignored: %v, want 1 or 2", reason, n)
+			}
+			require.Zero(t, h.Metric(t, "serbero_relaygw_mostro_replies_ignored_total", "reason", "other_dispute"))
 		})
 	}
 }

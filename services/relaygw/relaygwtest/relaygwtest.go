@@ -238,6 +238,29 @@ func (h *Harness) WaitSubscribed(t testing.TB) {
 	})
 }
 
+// WaitMostroInfo waits until relaygw has the node's kind 38385 info event,
+// as a running node's would be: without it relaygw refuses Mostro requests
+// and authsvc counts the node as unreachable.
+func (h *Harness) WaitMostroInfo(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, lastErr = h.Client.GetMostroInfo(ctx, &relaygwv1.GetMostroInfoRequest{})
+		cancel()
+		if lastErr == nil {
+			return
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-t.Context().Done():
+			t.Fatalf("relaygwtest: test ended waiting for the mostro info: %v", lastErr)
+		}
+	}
+	t.Fatalf("relaygwtest: relaygw has no mostro info after 10s: %v", lastErr)
+}
+
 // PublishAsMostro signs ev with the Mostro key and publishes it to the
 // relay.
 func (h *Harness) PublishAsMostro(t testing.TB, ev nostr.Event) nostr.Event {
