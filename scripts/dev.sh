@@ -49,7 +49,7 @@ database_url() {
     [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$data/pg"
     as_pg "$bin/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --no-sync >/dev/null
   fi
-  if ! "$bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+  if ! as_pg "$bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
     log "starting the private Postgres on 127.0.0.1:$port"
     as_pg "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w \
       -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdata" start >/dev/null

@@ -65,12 +65,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return fmt.Errorf("configuration error: [serbero].log_level: %w", err)
 	}
 	log := logging.New(opts.Stderr, cfg.Server.LogFormat, level).With("target", string(opts.Target))
-	service.TuneGC(os.Getenv)
+	memLimit := service.TuneGC(os.Getenv)
 	for _, w := range opts.Loaded.Warnings {
 		log.Warn("config warning: " + w)
 	}
 	log.Info("starting serbero",
-		"version", opts.Version, "config", opts.Loaded.Path, "gogc", gogc(), "mostro_pubkey", cfg.Mostro.Pubkey,
+		"version", opts.Version, "config", opts.Loaded.Path, "gogc", gogc(), "memory_limit_bytes", memLimit, "mostro_pubkey", cfg.Mostro.Pubkey,
 		"relays", len(cfg.Relays), "solvers", len(cfg.Solvers),
 		"renotification_seconds", cfg.Timeouts.RenotificationSeconds,
 		"renotification_check_interval_seconds", cfg.Timeouts.RenotificationCheckIntervalSeconds)
