@@ -210,9 +210,11 @@ func TestReadiness(t *testing.T) {
 
 	b.ready.set(nil)
 	waitStatus(t, health, svc, healthpb.HealthCheckResponse_SERVING)
+	// The readiness loop publishes SERVING and then closes Ready(); a client
+	// can observe the first before the second has happened, so wait for it.
 	select {
 	case <-b.srv.Ready():
-	default:
+	case <-time.After(10 * time.Second):
 		t.Fatal("Ready() not closed after the service became ready")
 	}
 }
