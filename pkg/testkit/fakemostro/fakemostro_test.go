@@ -283,13 +283,31 @@ func TestIntakeDrops(t *testing.T) {
 		return evt
 	}
 
+	// An event ID is random: one built with no PoW has ≥4 leading zero bits
+	// one time in 16, and one mined to 4 bits reaches 10 one time in 64. Such
+	// an event would meet a threshold it is meant to miss, so rebuild until
+	// it stays below.
+	below := func(bits int, mk func() nostr.Event) nostr.Event {
+		for range 1000 {
+			if evt := mk(); pow.LeadingZeroBits(evt.ID) < bits {
+				return evt
+			}
+		}
+		t.Fatalf("could not build an event with fewer than %d bits of PoW", bits)
+		return nostr.Event{}
+	}
+
 	cases := []struct {
 		name   string
 		evt    func() nostr.Event
 		reason string
 	}{ // relays refuse bad signatures: those are injected (a relay may deliver anything)
-		{"NoPoW", func() nostr.Event { return build(transport.V2, take2, transport.Options{}) }, fakemostro.DropPoW},
-		{"BelowFirstContact", func() nostr.Event { return build(transport.V2, take2, transport.Options{PoW: 4}) }, fakemostro.DropFirstContactPoW},
+		{"NoPoW", func() nostr.Event {
+			return below(4, func() nostr.Event { return build(transport.V2, take2, transport.Options{}) })
+		}, fakemostro.DropPoW},
+		{"BelowFirstContact", func() nostr.Event {
+			return below(10, func() nostr.Event { return build(transport.V2, take2, transport.Options{PoW: 4}) })
+		}, fakemostro.DropFirstContactPoW},
 		{"OlderThan10s", func() nostr.Event {
 			return build(transport.V2, take2, transport.Options{PoW: 10, Now: func() time.Time { return time.Now().Add(-11 * time.Second) }})
 		}, fakemostro.DropStale},
