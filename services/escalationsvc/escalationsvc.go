@@ -57,8 +57,9 @@ type Tuning struct {
 	Owner string
 	// Workers is how many handoffs a replica processes at once; default 16.
 	Workers int
-	// MaxErrors is how many consecutive transient errors fail a handoff;
-	// default 10.
+	// MaxErrors, when positive, is how many consecutive transient errors
+	// fail a handoff; default 0: never (retried with backoff until the
+	// outage ends).
 	MaxErrors int
 	// ParkBackoff overrides the wait before a parked handoff is evaluated
 	// again (by claim attempt); default dispatch interval × 2^(n−1), at

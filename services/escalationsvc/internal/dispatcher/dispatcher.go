@@ -53,8 +53,12 @@ type Options struct {
 	// Workers is how many handoffs one replica processes at once (sends
 	// to the recipients of one handoff stay sequential). Default 16.
 	Workers int
-	// MaxErrors is how many consecutive transient errors (or expired
-	// claims) fail a handoff. Default 10.
+	// MaxErrors, when positive, is how many consecutive transient errors
+	// (or expired claims) fail a handoff, for an operator to requeue. The
+	// default, 0, never fails one: a transient error (relaygw or Postgres
+	// unavailable) is retried with RetryBackoff until it clears, as the
+	// reference retries every cycle, so an outage of any length loses no
+	// handoff.
 	MaxErrors int
 	// ParkBackoff is how long a parked handoff waits before it is
 	// evaluated again, by claim attempt (1-based). Default PollInterval ×
@@ -103,9 +107,7 @@ func New(opts Options) *Dispatcher {
 		opts.Workers = 16
 	}
 	opts.Workers = min(opts.Workers, handoff.MaxClaimBatch)
-	if opts.MaxErrors <= 0 {
-		opts.MaxErrors = 10
-	}
+	opts.MaxErrors = max(opts.MaxErrors, 0)
 	if opts.ParkBackoff == nil {
 		base := opts.PollInterval
 		opts.ParkBackoff = func(attempt int) time.Duration {
@@ -432,8 +434,8 @@ func (d *Dispatcher) park(ctx context.Context, log *slog.Logger, h *handoff.Hand
 	}
 }
 
-// retry returns the handoff to the queue after a transient error, or fails
-// it after MaxErrors in a row; during a shutdown it releases it instead (due
+// retry returns the handoff to the queue after a transient error (or fails
+// it after MaxErrors in a row, when set); during a shutdown it releases it instead (due
 // now, no error counted). When even that write fails the claim simply
 // expires and the rescuer requeues it.
 func (d *Dispatcher) retry(ctx context.Context, log *slog.Logger, h *handoff.Handoff, cause error) {

@@ -29,7 +29,9 @@
 //	no recipient                     → escalation_dispatch_unroutable (once), parked
 //	sends done                       → escalation_dispatches + escalation_dispatched +
 //	                                   notifications, done (dispatched | send_failed)
-//	DB error, relaygw unreachable    → pending again after a backoff (failed after MaxErrors)
+//	DB error, relaygw unreachable    → pending again after a backoff (1 s doubling to 5 min),
+//	                                   retried until the outage ends (failed only when
+//	                                   MaxErrors is set)
 //
 // Parked handoffs are evaluated again after a backoff (dispatch interval ×
 // 2^(attempt−1), at most 1 h); unroutable ones at once when a replica starts

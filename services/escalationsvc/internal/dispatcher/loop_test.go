@@ -248,6 +248,37 @@ func TestTransientErrors(t *testing.T) {
 		require.Len(t, e.dispatches(), 1)
 	})
 
+	// A long outage (more errors than any small limit) loses nothing by
+	// default: the handoff stays queued and goes out once relaygw is back.
+	t.Run("OutageNeverFailsByDefault", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		s := newMemSender()
+		down := true
+		s.fail = func(*relaygwv1.SendDirectMessageRequest) error { // called with s.mu held
+			if down {
+				return status.Error(codes.Unavailable, "down")
+			}
+			return nil
+		}
+		e.dispute("d-1", "notified", nil)
+		h := e.handoff(samplePkg("d-1", ""))
+		d := e.dispatcher(s, []config.SolverConfig{writeSolver(key(1))}, false)
+		for range 25 {
+			require.Equal(t, 1, e.cycle(d))
+		}
+		q := e.queueRow(h.ID)
+		require.Equal(t, handoff.StatusPending, q.Status)
+		require.Equal(t, 25, q.ConsecutiveErrors)
+		s.mu.Lock()
+		down = false
+		s.mu.Unlock()
+		require.Equal(t, 1, e.cycle(d))
+		require.Len(t, s.Bodies(key(1)), 1)
+		require.Equal(t, handoff.StatusDone, e.queueRow(h.ID).Status)
+		require.Len(t, e.dispatches(), 1)
+	})
+
 	t.Run("RepeatedErrorsFailThenRequeue", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
