@@ -156,8 +156,16 @@ func TestDisabledDispatchesNothingButAnswers(t *testing.T) {
 	f := newFixture(t, false)
 	e := f.seed(t, "d-1")
 	f.run(t)
-	require.Never(t, func() bool { return f.count(t, "escalation_dispatches") > 0 }, 300*time.Millisecond, 20*time.Millisecond)
-	require.Contains(t, f.logs.String(), `"msg":"phase4_dispatcher_disabled"`)
+	require.Eventually(t, func() bool { return strings.Contains(f.logs.String(), `"msg":"phase4_dispatcher_disabled"`) },
+		5*time.Second, 10*time.Millisecond, "Run started and logged that the dispatcher is disabled")
+	// Several poll intervals pass with nothing dispatched. Polled here, not
+	// with require.Never: its condition runs in a goroutine it does not wait
+	// for, which could still be querying when the test closes the pool.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); <-tick.C {
+		require.Zero(t, f.count(t, "escalation_dispatches"), "a disabled dispatcher dispatches nothing")
+	}
 	resp, err := f.svc.ListHandoffs(context.Background(), &escalationsvcv1.ListHandoffsRequest{})
 	require.NoError(t, err)
 	require.Len(t, resp.GetHandoffs(), 1)

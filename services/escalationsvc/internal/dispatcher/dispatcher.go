@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nbd-wtf/go-nostr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -342,6 +343,9 @@ func (d *Dispatcher) sendAll(ctx context.Context, log *slog.Logger, h *handoff.H
 	out := make([]store.Recipient, 0, len(recipients))
 	for _, pk := range recipients {
 		norm, err := config.NormalizePubkey(pk)
+		if err == nil && !nostr.IsValidPublicKey(norm) {
+			err = errors.New("not a valid secp256k1 x-only public key")
+		}
 		if err != nil {
 			out = append(out, store.Recipient{Pubkey: pk, Error: "invalid pubkey: " + err.Error()})
 			continue

@@ -374,10 +374,16 @@ func TestUnroutableHandoffPickedUpAfterConfigChange(t *testing.T) {
 	})
 }
 
-// B17 #15.
+// B17 #15, with a key that does not parse and one that parses but is not
+// a point on the curve (both are "invalid pubkey", as in intakesvc).
 func TestAllRecipientFailureRecordsSendFailed(t *testing.T) {
+	for name, bad := range map[string]string{"unparsable": "not-a-valid-pubkey", "not on the curve": strings.Repeat("f", 64)} {
+		t.Run(name, func(t *testing.T) { allRecipientFailure(t, bad) })
+	}
+}
+
+func allRecipientFailure(t *testing.T, bad string) {
 	scenario(t, func(t *testing.T, e *env, w world) {
-		const bad = "not-a-valid-pubkey"
 		e.dispute("d-1", "notified", nil)
 		h := e.handoff(samplePkg("d-1", ""))
 		d := e.dispatcher(w.sender(), []config.SolverConfig{writeSolver(bad)}, false)
