@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"reflect"
 	"sort"
 	"strconv"
@@ -76,6 +77,13 @@ func Load(opts LoadOptions) (*Loaded, error) {
 	// The file may hold the secret key; do not keep its bytes around.
 	defer clear(data)
 
+	holdsKey := opts.Target.HoldsKey()
+	if !holdsKey {
+		// This target never reads the key: blank its value in the buffer
+		// before anything copies or parses it (the decoder would keep it
+		// in its metadata, beyond the reach of clear).
+		blankPrivateKey(data)
+	}
 	cfg := Default()
 	md, err := toml.Decode(string(data), &cfg)
 	if err != nil {
@@ -84,7 +92,6 @@ func Load(opts LoadOptions) (*Loaded, error) {
 	out := &Loaded{Config: &cfg, Path: path}
 	out.Warnings = unknownKeyWarnings(md)
 
-	holdsKey := opts.Target.HoldsKey()
 	if md.IsDefined("serbero", "private_key") && !holdsKey {
 		out.Warnings = append(out.Warnings, fmt.Sprintf(
 			"config file %s contains [serbero].private_key, which target %s never reads; mount the key only into relaygw (SERBERO_PRIVATE_KEY_FILE)",
@@ -317,4 +324,21 @@ func setScalar(v reflect.Value, s string) error {
 		return fmt.Errorf("cannot be set from a string (kind %s)", v.Kind())
 	}
 	return nil
+}
+
+// privateKeyLine matches a private_key assignment ([serbero] table or
+// dotted form) with a basic or literal one-line string value; group 1 is
+// the value between its quotes.
+var privateKeyLine = regexp.MustCompile(`(?m)^[ \t]*(?:serbero\.)?private_key[ \t]*=[ \t]*["']([^"'\r\n]*)["']`)
+
+// blankPrivateKey overwrites, in place, the value of every private_key
+// assignment in a TOML document with 'x' (same length: the document still
+// parses, and the key is still seen as defined, so the custody warning is
+// given).
+func blankPrivateKey(data []byte) {
+	for _, m := range privateKeyLine.FindAllSubmatchIndex(data, -1) {
+		for i := m[2]; i < m[3]; i++ {
+			data[i] = 'x'
+		}
+	}
 }
