@@ -311,6 +311,14 @@ func TestTwoReplicasNeverNotifyTwice(t *testing.T) {
 	cfg.Timeouts.RenotificationCheckIntervalSeconds = 1
 	a := e.start(cfg, func(o *options) { o.pool = e.db.OpenPool(t) })
 	b := e.start(cfg, func(o *options) { o.pool = e.db.OpenPool(t) })
+	// The intake cursor is shared through the database: a replica that
+	// reads it after the other has already applied the events starts after
+	// them and never receives them. Both must have read it (still 0) before
+	// the first dispute, or "both replicas saw every event" cannot hold.
+	for _, r := range []*svc{a, b} {
+		require.Eventually(t, func() bool { return contains(r.logs.String(), `msg="intake started"`) },
+			wait, 10*time.Millisecond, "replica never started its intake")
+	}
 
 	const n = 10
 	for i := range n {
