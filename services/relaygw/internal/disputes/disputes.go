@@ -79,6 +79,9 @@ func (i *Ingest) Handle(ctx context.Context, relayURL string, evs []*nostr.Event
 		if reason == verify.OK && ev.Tags.GetD() == "" {
 			reason = verify.Malformed
 		}
+		if reason == verify.OK {
+			reason = verify.Storable(ev)
+		}
 		if reason != verify.OK {
 			i.rejected.WithLabelValues("disputes", string(reason)).Inc()
 			i.log.Warn("refused a dispute event delivered by a relay", "relay", relayURL, "event_id", ev.ID, "author", ev.PubKey, "kind", ev.Kind, "reason", string(reason))

@@ -112,7 +112,11 @@ func (c *Cache) Spec() pool.Spec {
 
 // Handle checks an info event and keeps it when newer.
 func (c *Cache) Handle(ctx context.Context, relayURL string, ev *nostr.Event) error {
-	if reason := verify.Event(ev, mostro.KindInfo, c.mostro); reason != verify.OK {
+	reason := verify.Event(ev, mostro.KindInfo, c.mostro)
+	if reason == verify.OK {
+		reason = verify.Storable(ev)
+	}
+	if reason != verify.OK {
 		c.rejected.WithLabelValues("mostro_info", string(reason)).Inc()
 		c.log.Warn("refused a mostro info event delivered by a relay", "relay", relayURL, "event_id", ev.ID, "author", ev.PubKey, "reason", string(reason))
 		return nil
