@@ -3,17 +3,20 @@ package authsvc_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
+	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/pgdbtest"
 	"github.com/serbero/serbero/services/authsvc/prober"
@@ -255,6 +258,100 @@ func TestProberRecoversOnceTheSolverIsRegistered(t *testing.T) {
 	require.Never(t, func() bool { return rg.takeCount() != n }, 300*time.Millisecond, 20*time.Millisecond)
 }
 
+// gatedRelaygw holds every take until open is closed.
+type gatedRelaygw struct {
+	*fakeRelaygw
+	open chan struct{}
+}
+
+func (g *gatedRelaygw) SendMostroRequest(ctx context.Context, req *relaygwv1.SendMostroRequestRequest, opts ...grpc.CallOption) (*relaygwv1.SendMostroRequestResponse, error) {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.fakeRelaygw.SendMostroRequest(ctx, req, opts...)
+}
+
+// claimCounter records the answers to ClaimProbe.
+type claimCounter struct {
+	authsvcv1.AuthServiceClient
+	mu       sync.Mutex
+	answered int
+	granted  int
+}
+
+func (c *claimCounter) ClaimProbe(ctx context.Context, req *authsvcv1.ClaimProbeRequest, opts ...grpc.CallOption) (*authsvcv1.ClaimProbeResponse, error) {
+	resp, err := c.AuthServiceClient.ClaimProbe(ctx, req, opts...)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.answered++
+		if resp.GetGranted() {
+			c.granted++
+		}
+	}
+	return resp, err
+}
+
+func (c *claimCounter) counts() (answered, granted int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.answered, c.granted
+}
+
+// Two mediationsvc replicas whose Pick returns the same dispute claim the
+// same probe at the same time: only one of them may send the take.
+func TestTwoProbersPickingTheSameDisputeTakeItOnce(t *testing.T) {
+	t.Parallel()
+	db := pgdbtest.NewDB(t)
+	rg := &gatedRelaygw{fakeRelaygw: newFakeRelaygw(), open: make(chan struct{})}
+	rg.set(func(f *fakeRelaygw) { f.registered = true })
+	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: fastTuning("a")})
+	auth := &claimCounter{AuthServiceClient: in.client}
+
+	// Both probers pick only once both are picking, so both claim the
+	// probe while it still looks unclaimed.
+	var (
+		mu      sync.Mutex
+		picking int
+		bothIn  = make(chan struct{})
+	)
+	const dispute = "5b3c2f9e-3a8f-4bd6-9f7e-1c2d3e4f5a6b"
+	pick := func(ctx context.Context) (prober.Candidate, bool, error) {
+		mu.Lock()
+		if picking++; picking == 2 {
+			close(bothIn)
+		}
+		mu.Unlock()
+		select {
+		case <-bothIn:
+		case <-ctx.Done():
+			return prober.Candidate{}, false, ctx.Err()
+		}
+		return prober.Candidate{DisputeID: dispute, Status: "initiated"}, true, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var probers []*prober.Prober
+	for range 2 {
+		p := prober.New(prober.Options{Auth: auth, Relaygw: rg, Pick: pick, RetryInterval: time.Hour, Logger: discardLogger()})
+		probers = append(probers, p)
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = p.Run(ctx) }()
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	require.NotEqual(t, probers[0].ClaimerID(), probers[1].ClaimerID(), "every prober has its own claimer id")
+
+	require.Eventually(t, func() bool { answered, _ := auth.counts(); return answered >= 2 }, wait, 10*time.Millisecond,
+		"both probers claimed")
+	close(rg.open) // the winner's take goes out now; a second winner's would too
+	require.Eventually(t, func() bool { return in.state(t).GetState() == stAuthorized }, wait, 10*time.Millisecond)
+	_, granted := auth.counts()
+	require.Equal(t, 1, granted, "exactly one claim wins")
+	require.Equal(t, 1, rg.takeCount(), "exactly one admin-take-dispute")
+}
+
 func TestProbeWithNothingEligible(t *testing.T) {
 	t.Parallel()
 	db := pgdbtest.NewDB(t)
@@ -291,22 +388,31 @@ func TestClaimAndReportValidation(t *testing.T) {
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
 	_, err = in.client.ReportTakeOutcome(ctx, &authsvcv1.ReportTakeOutcomeRequest{DisputeId: "d"})
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
-	_, err = in.client.ClaimProbe(ctx, &authsvcv1.ClaimProbeRequest{ProbeId: probe})
-	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	for _, req := range []*authsvcv1.ClaimProbeRequest{
+		{ProbeId: probe, ClaimerId: "a"},
+		{ProbeId: probe, DisputeId: "d-1"}, // no claimer: indistinguishable from any other
+		{ProbeId: probe, DisputeId: "d-1", ClaimerId: " a"},
+		{ProbeId: probe, DisputeId: "d-1", ClaimerId: strings.Repeat("a", 129)},
+	} {
+		_, err = in.client.ClaimProbe(ctx, req)
+		require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", req)
+	}
 	_, err = in.client.ResetTerminated(ctx, &authsvcv1.ResetTerminatedRequest{})
 	require.Equal(t, codes.FailedPrecondition, status.Code(err))
 
 	claims := []struct {
-		probe, dispute string
-		granted        bool
+		probe, dispute, claimer string
+		granted                 bool
 	}{
-		{probe, "d-1", true},
-		{probe, "d-1", true}, // the winner asking again
-		{probe, "d-2", false},
-		{"stale", "d-3", false},
+		{probe, "d-1", "a", true},
+		{probe, "d-1", "a", true},  // the winner asking again
+		{probe, "d-1", "b", false}, // another replica that picked the same dispute
+		{probe, "d-2", "a", false},
+		{probe, "d-2", "b", false},
+		{"stale", "d-3", "a", false},
 	}
 	for _, c := range claims {
-		resp, err := in.client.ClaimProbe(ctx, &authsvcv1.ClaimProbeRequest{ProbeId: c.probe, DisputeId: c.dispute})
+		resp, err := in.client.ClaimProbe(ctx, &authsvcv1.ClaimProbeRequest{ProbeId: c.probe, DisputeId: c.dispute, ClaimerId: c.claimer})
 		require.NoError(t, err)
 		require.Equal(t, c.granted, resp.GetGranted(), "%+v", c)
 		require.Equal(t, "d-1", resp.GetState().GetProbeDisputeId())

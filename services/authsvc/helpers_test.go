@@ -27,6 +27,10 @@ import (
 
 const testToken = "test-service-token"
 
+// wait bounds anything that must happen eventually but whose timing is not
+// what the test checks: generous, for a loaded 2-core CI machine.
+const wait = 30 * time.Second
+
 // instance is one authsvc replica: its own pool, gRPC server and loop.
 type instance struct {
 	name     string

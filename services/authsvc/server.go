@@ -81,13 +81,22 @@ func (s *Service) ReportTakeOutcome(ctx context.Context, req *authsvcv1.ReportTa
 	return &authsvcv1.ReportTakeOutcomeResponse{State: engine.ToProto(res.State)}, nil
 }
 
+// maxClaimerLen bounds ClaimProbeRequest.claimer_id.
+const maxClaimerLen = 128
+
 // ClaimProbe claims the open probe; a lost race is granted=false, not an
-// error.
+// error. Only the winning claimer repeating its claim for the same dispute
+// is granted again.
 func (s *Service) ClaimProbe(ctx context.Context, req *authsvcv1.ClaimProbeRequest) (*authsvcv1.ClaimProbeResponse, error) {
-	if req.GetProbeId() == "" || req.GetDisputeId() == "" {
-		return nil, apperr.InvalidArgument("probe_id and dispute_id are required")
+	dispute, claimer := clean(req.GetDisputeId(), 64), req.GetClaimerId()
+	if req.GetProbeId() == "" || dispute == "" || claimer == "" {
+		return nil, apperr.InvalidArgument("probe_id, dispute_id and claimer_id are required")
 	}
-	res, err := s.engine.Apply(ctx, revalidation.ClaimProbe{ProbeID: req.GetProbeId(), DisputeID: clean(req.GetDisputeId(), 64)})
+	if clean(claimer, maxClaimerLen) != claimer {
+		// Never shortened or altered: two claimers must stay distinct.
+		return nil, apperr.InvalidArgument("claimer_id must be at most %d printable characters without surrounding spaces", maxClaimerLen)
+	}
+	res, err := s.engine.Apply(ctx, revalidation.ClaimProbe{ProbeID: req.GetProbeId(), DisputeID: dispute, ClaimerID: claimer})
 	if err != nil {
 		return nil, fmt.Errorf("claim probe: %w", err)
 	}

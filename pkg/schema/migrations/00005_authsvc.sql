@@ -32,13 +32,18 @@ CREATE TABLE authsvc_state (
     probe_granted_at        TIMESTAMPTZ,
     probe_deadline          TIMESTAMPTZ,
     probe_dispute_id        TEXT,
+    -- the prober that won the claim (ClaimProbeRequest.claimer_id): only it
+    -- is granted again when it repeats its claim
+    probe_claimer_id        TEXT,
     probe_claimed_at        TIMESTAMPTZ,
     version                 BIGINT NOT NULL DEFAULT 1 CHECK (version > 0),
     updated_at              TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT authsvc_state_probe_only_while_checking
         CHECK (probe_id IS NULL OR state IN ('unknown', 'unauthorized')),
     CONSTRAINT authsvc_state_schedule_only_while_checking
-        CHECK (next_attempt_at IS NULL OR state IN ('unknown', 'unauthorized'))
+        CHECK (next_attempt_at IS NULL OR state IN ('unknown', 'unauthorized')),
+    CONSTRAINT authsvc_state_claim_has_claimer
+        CHECK ((probe_dispute_id IS NULL) = (probe_claimer_id IS NULL))
 );
 -- A fresh installation knows nothing; its initial check is due at once.
 INSERT INTO authsvc_state (id, state, since, next_attempt_at) VALUES (1, 'unknown', now(), now());

@@ -10,8 +10,9 @@
 //   - Prober watches authsvc's state (WatchState). When authsvc grants a
 //     probe (AuthState.probe_id set and not yet claimed) it asks Pick for
 //     the dispute mediationsvc would take right now if it were authorized,
-//     claims the probe for it (ClaimProbe; only one prober across all
-//     mediationsvc replicas wins), takes it with TakeAndReport, and hands a
+//     claims the probe for it under its claimer id (ClaimProbe; only one
+//     prober across all mediationsvc replicas wins, even when several picked
+//     the same dispute), takes it with TakeAndReport, and hands a
 //     successful take to OnTook so mediationsvc goes on with that dispute's
 //     session. With nothing eligible it waits for Kick (call it when a
 //     dispute becomes eligible) or RetryInterval and asks again, for as long
@@ -25,9 +26,12 @@ package prober
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -160,6 +164,10 @@ type Options struct {
 	// and nothing was eligible, and the pause before re-opening a broken
 	// WatchState stream (default 5 s).
 	RetryInterval time.Duration
+	// ClaimerID identifies this prober in ClaimProbe. It must differ from
+	// every other prober's and stay the same for the life of the process;
+	// the default (host, pid and a random suffix, fixed at New) does both.
+	ClaimerID string
 }
 
 // Prober runs probes for authsvc.
@@ -183,8 +191,23 @@ func New(o Options) *Prober {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.ClaimerID == "" {
+		o.ClaimerID = defaultClaimerID()
+	}
 	return &Prober{o: o, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 }
+
+// defaultClaimerID is host-pid-random: distinct across replicas and across
+// probers of one process, fixed for the prober's life.
+func defaultClaimerID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// ClaimerID returns the identity this prober claims probes with.
+func (p *Prober) ClaimerID() string { return p.o.ClaimerID }
 
 // Kick says a dispute may have become eligible: an open probe is tried now.
 func (p *Prober) Kick() {
@@ -278,7 +301,7 @@ func (p *Prober) try(ctx context.Context, probe string) {
 		log.Debug("probe: no eligible dispute yet")
 		return
 	}
-	claim, err := p.o.Auth.ClaimProbe(ctx, &authsvcv1.ClaimProbeRequest{ProbeId: probe, DisputeId: c.DisputeID})
+	claim, err := p.o.Auth.ClaimProbe(ctx, &authsvcv1.ClaimProbeRequest{ProbeId: probe, DisputeId: c.DisputeID, ClaimerId: p.o.ClaimerID})
 	if err != nil {
 		log.Warn("probe: claim failed", "error", err, "dispute_id", c.DisputeID)
 		return

@@ -128,7 +128,7 @@ func (h *harness) attempt(outcome revalidation.EvidenceKind) {
 	h.step()
 	probe := h.state().GetProbeId()
 	require.NotEmpty(h.t, probe, "a probe is granted: %v", h.state())
-	res, err := h.eng.Apply(h.ctx, revalidation.ClaimProbe{ProbeID: probe, DisputeID: "d-1"})
+	res, err := h.eng.Apply(h.ctx, revalidation.ClaimProbe{ProbeID: probe, DisputeID: "d-1", ClaimerID: "mediationsvc-a"})
 	require.NoError(h.t, err)
 	require.NoError(h.t, res.Err)
 	h.clock.Advance(3 * time.Second)

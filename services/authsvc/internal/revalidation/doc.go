@@ -68,9 +68,11 @@
 // the answer reveals the registration. The probe id is published in the
 // state (AuthState.probe_id), so every mediationsvc replica's prober sees it
 // through WatchState. A prober that has an eligible dispute claims the probe
-// for it (ClaimProbe; the first claim wins, the row lock makes it atomic),
-// sends admin-take-dispute through relaygw, and reports the outcome with the
-// probe id. If the take succeeded mediationsvc simply goes on with that
+// for it with its claimer id (ClaimProbe; the first claim wins, the row lock
+// makes it atomic, and a repeated claim is granted again only to the same
+// claimer for the same dispute, so two replicas that picked the same dispute
+// do not both take it), sends admin-take-dispute through relaygw, and
+// reports the outcome with the probe id. If the take succeeded mediationsvc simply goes on with that
 // dispute's session: the probe wastes nothing.
 //
 // Bounds: in Unauthorized the probe expires ProbeWait after it was granted

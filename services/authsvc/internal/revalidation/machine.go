@@ -34,8 +34,12 @@ var (
 	// ErrProbeNotOpen: a claim for a probe that is not open (expired,
 	// answered, or never granted).
 	ErrProbeNotOpen = errors.New("the probe is not open")
-	// ErrProbeClaimed: the probe was already claimed for another dispute.
+	// ErrProbeClaimed: the probe was already claimed by another claimer
+	// or for another dispute.
 	ErrProbeClaimed = errors.New("the probe was already claimed")
+	// ErrNoClaimer: a claim without a claimer identity (it could not be
+	// told apart from any other anonymous claim).
+	ErrNoClaimer = errors.New("a probe claim needs a claimer id")
 )
 
 // Config holds the cycle's knobs. The first four are the reference's
@@ -132,6 +136,9 @@ type ClaimProbe struct {
 	ProbeID string
 	// DisputeID is the dispute about to be taken.
 	DisputeID string
+	// ClaimerID identifies the claiming prober (required). Only the
+	// winner repeating its own claim is granted again.
+	ClaimerID string
 }
 
 // LossReported says a caller saw authorization disappear.
@@ -495,14 +502,19 @@ func (st *step) takeObserved(in TakeObserved) {
 func (st *step) claimProbe(in ClaimProbe) {
 	p := &st.s.Probe
 	switch {
+	case in.ClaimerID == "":
+		st.res.Err = ErrNoClaimer
 	case !p.Open() || in.ProbeID != p.ID:
 		st.res.Err = ErrProbeNotOpen
-	case p.DisputeID == in.DisputeID:
-		// A repeated claim by the winner: granted again, nothing changes.
+	case p.DisputeID != "" && p.ClaimerID == in.ClaimerID && p.DisputeID == in.DisputeID:
+		// The winner repeating its claim (e.g. its first answer was
+		// lost): granted again, nothing changes. Another claimer that
+		// picked the same dispute is not the winner and loses below.
 	case p.DisputeID != "":
 		st.res.Err = ErrProbeClaimed
 	default:
 		p.DisputeID = in.DisputeID
+		p.ClaimerID = in.ClaimerID
 		p.ClaimedAt = st.now
 		p.Deadline = st.now.Add(st.m.Config.ClaimWait)
 		st.changed = true

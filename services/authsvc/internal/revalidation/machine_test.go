@@ -83,7 +83,7 @@ func (sm *sim) attempt(outcome EvidenceKind) {
 	sm.nodeOK()
 	require.True(sm.t, sm.s.Probe.Open(), "no fresh evidence: a probe is granted")
 	id := sm.s.Probe.ID
-	require.NoError(sm.t, sm.apply(ClaimProbe{ProbeID: id, DisputeID: "d-1"}).Err)
+	require.NoError(sm.t, sm.apply(ClaimProbe{ProbeID: id, DisputeID: "d-1", ClaimerID: "replica-a"}).Err)
 	sm.now = sm.now.Add(2 * time.Second)
 	sm.apply(TakeObserved{ProbeID: id, Evidence: ev(outcome, sm.now)})
 }
@@ -441,7 +441,7 @@ func TestProbeExpiry(t *testing.T) {
 			require.Equal(t, sm.now.Add(60*time.Second), sm.s.Probe.Deadline)
 			if tc.claim {
 				sm.now = sm.now.Add(50 * time.Second)
-				require.NoError(t, sm.apply(ClaimProbe{ProbeID: id, DisputeID: "d-7"}).Err)
+				require.NoError(t, sm.apply(ClaimProbe{ProbeID: id, DisputeID: "d-7", ClaimerID: "replica-a"}).Err)
 				require.Equal(t, sm.now.Add(45*time.Second), sm.s.Probe.Deadline, "a claim gets ClaimWait for its outcome")
 			}
 			sm.now = sm.s.Probe.Deadline.Add(-time.Millisecond)
@@ -469,7 +469,7 @@ func TestStandingProbeIsReplacedWhenClaimedAndUnanswered(t *testing.T) {
 	sm := newSim(t, defaults())
 	sm.nodeOK()
 	first := sm.s.Probe.ID
-	require.NoError(t, sm.apply(ClaimProbe{ProbeID: first, DisputeID: "d-1"}).Err)
+	require.NoError(t, sm.apply(ClaimProbe{ProbeID: first, DisputeID: "d-1", ClaimerID: "replica-a"}).Err)
 	require.Equal(t, "d-1", sm.s.Probe.DisputeID)
 	sm.now = sm.s.Probe.Deadline
 	r := sm.apply(Tick{})
@@ -519,25 +519,32 @@ func TestInconclusiveProbeOutcome(t *testing.T) {
 func TestClaimProbe(t *testing.T) {
 	t.Parallel()
 	sm := newSim(t, defaults())
-	require.ErrorIs(t, sm.apply(ClaimProbe{ProbeID: "nope", DisputeID: "d"}).Err, ErrProbeNotOpen)
+	require.ErrorIs(t, sm.apply(ClaimProbe{ProbeID: "nope", DisputeID: "d", ClaimerID: "a"}).Err, ErrProbeNotOpen)
 	sm.nodeOK()
 	id := sm.s.Probe.ID
+	require.ErrorIs(t, sm.apply(ClaimProbe{ProbeID: id, DisputeID: "d-1"}).Err, ErrNoClaimer, "an anonymous claim is refused")
+	require.Empty(t, sm.s.Probe.DisputeID)
 	tests := []struct {
 		name    string
 		claim   ClaimProbe
 		wantErr error
 		changed bool
 	}{
-		{"first claim wins", ClaimProbe{ProbeID: id, DisputeID: "d-1"}, nil, true},
-		{"repeat by the winner", ClaimProbe{ProbeID: id, DisputeID: "d-1"}, nil, false},
-		{"another dispute loses", ClaimProbe{ProbeID: id, DisputeID: "d-2"}, ErrProbeClaimed, false},
-		{"stale probe id", ClaimProbe{ProbeID: "old", DisputeID: "d-3"}, ErrProbeNotOpen, false},
+		{"first claim wins", ClaimProbe{ProbeID: id, DisputeID: "d-1", ClaimerID: "replica-a"}, nil, true},
+		{"repeat by the winner", ClaimProbe{ProbeID: id, DisputeID: "d-1", ClaimerID: "replica-a"}, nil, false},
+		// Both replicas' Pick returned d-1: only one of them may take it.
+		{"another claimer for the same dispute loses", ClaimProbe{ProbeID: id, DisputeID: "d-1", ClaimerID: "replica-b"}, ErrProbeClaimed, false},
+		{"the winner for another dispute loses", ClaimProbe{ProbeID: id, DisputeID: "d-2", ClaimerID: "replica-a"}, ErrProbeClaimed, false},
+		{"another dispute loses", ClaimProbe{ProbeID: id, DisputeID: "d-2", ClaimerID: "replica-b"}, ErrProbeClaimed, false},
+		{"an anonymous repeat loses", ClaimProbe{ProbeID: id, DisputeID: "d-1"}, ErrNoClaimer, false},
+		{"stale probe id", ClaimProbe{ProbeID: "old", DisputeID: "d-3", ClaimerID: "replica-a"}, ErrProbeNotOpen, false},
 	}
 	for _, tc := range tests { // sequential: each builds on the previous
 		r := sm.apply(tc.claim)
 		require.ErrorIs(t, r.Err, tc.wantErr, tc.name)
 		require.Equal(t, tc.changed, r.Changed, tc.name)
 		require.Equal(t, "d-1", sm.s.Probe.DisputeID, tc.name)
+		require.Equal(t, "replica-a", sm.s.Probe.ClaimerID, tc.name)
 	}
 }
 

@@ -166,6 +166,8 @@ type Probe struct {
 	Deadline time.Time
 	// DisputeID is the dispute it was claimed for; empty while unclaimed.
 	DisputeID string
+	// ClaimerID is the prober that claimed it; empty while unclaimed.
+	ClaimerID string
 	// ClaimedAt is when it was claimed.
 	ClaimedAt time.Time
 }

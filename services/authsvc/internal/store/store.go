@@ -46,7 +46,7 @@ type Fence struct {
 const selectState = `SELECT state, since, attempt, cumulative_wait_ms, next_attempt_at, last_attempt_at, last_error,
 	evidence_kind, evidence_summary, evidence_observed_at, evidence_dispute_id,
 	observation_kind, observation_summary, observation_observed_at, observation_dispute_id,
-	probe_id, probe_granted_at, probe_deadline, probe_dispute_id, probe_claimed_at, version
+	probe_id, probe_granted_at, probe_deadline, probe_dispute_id, probe_claimer_id, probe_claimed_at, version
 	FROM authsvc_state WHERE id = 1`
 
 // Load reads the state.
@@ -73,13 +73,13 @@ func scanState(row pgx.Row) (revalidation.State, error) {
 		state, evKind, obsKind                 string
 		cumMS                                  int64
 		next, last, evAt, obsAt                *time.Time
-		probeID, probeDispute                  *string
+		probeID, probeDispute, probeClaimer    *string
 		probeGranted, probeDeadline, probeClmd *time.Time
 	)
 	err := row.Scan(&state, &st.Since, &st.Attempt, &cumMS, &next, &last, &st.LastError,
 		&evKind, &st.Evidence.Summary, &evAt, &st.Evidence.DisputeID,
 		&obsKind, &st.Observation.Summary, &obsAt, &st.Observation.DisputeID,
-		&probeID, &probeGranted, &probeDeadline, &probeDispute, &probeClmd, &st.Version)
+		&probeID, &probeGranted, &probeDeadline, &probeDispute, &probeClaimer, &probeClmd, &st.Version)
 	if err != nil {
 		return st, err
 	}
@@ -104,6 +104,9 @@ func scanState(row pgx.Row) (revalidation.State, error) {
 		}
 		if probeDispute != nil {
 			st.Probe.DisputeID = *probeDispute
+		}
+		if probeClaimer != nil {
+			st.Probe.ClaimerID = *probeClaimer
 		}
 	}
 	return st, nil
@@ -206,14 +209,14 @@ func writeState(ctx context.Context, tx pgx.Tx, st revalidation.State) error {
 		state = $1, since = $2, attempt = $3, cumulative_wait_ms = $4, next_attempt_at = $5, last_attempt_at = $6,
 		last_error = $7, evidence_kind = $8, evidence_summary = $9, evidence_observed_at = $10, evidence_dispute_id = $11,
 		observation_kind = $12, observation_summary = $13, observation_observed_at = $14, observation_dispute_id = $15,
-		probe_id = $16, probe_granted_at = $17, probe_deadline = $18, probe_dispute_id = $19, probe_claimed_at = $20,
-		version = $21, updated_at = now()
+		probe_id = $16, probe_granted_at = $17, probe_deadline = $18, probe_dispute_id = $19, probe_claimer_id = $20,
+		probe_claimed_at = $21, version = $22, updated_at = now()
 		WHERE id = 1`,
 		st.Status.String(), st.Since, st.Attempt, st.CumulativeWait.Milliseconds(), ts(st.NextAttemptAt), ts(st.LastAttemptAt),
 		st.LastError, kindName(st.Evidence.Kind), st.Evidence.Summary, ts(st.Evidence.ObservedAt), st.Evidence.DisputeID,
 		kindName(st.Observation.Kind), st.Observation.Summary, ts(st.Observation.ObservedAt), st.Observation.DisputeID,
-		nullStr(st.Probe.ID), ts(st.Probe.GrantedAt), ts(st.Probe.Deadline), nullStr(st.Probe.DisputeID), ts(st.Probe.ClaimedAt),
-		st.Version)
+		nullStr(st.Probe.ID), ts(st.Probe.GrantedAt), ts(st.Probe.Deadline), nullStr(st.Probe.DisputeID), nullStr(st.Probe.ClaimerID),
+		ts(st.Probe.ClaimedAt), st.Version)
 	if err != nil {
 		return fmt.Errorf("write authsvc state: %w", err)
 	}

@@ -62,7 +62,7 @@ func TestApplyRoundTripsEveryField(t *testing.T) {
 
 	for _, in := range []revalidation.Input{
 		revalidation.NodeChecked{Info: revalidation.NodeInfo{ProtocolVersion: 2}},
-		revalidation.ClaimProbe{ProbeID: "p1", DisputeID: "d-2"},
+		revalidation.ClaimProbe{ProbeID: "p1", DisputeID: "d-2", ClaimerID: "mediationsvc-a"},
 	} {
 		_, err = s.Apply(ctx, nil, at, func(cur revalidation.State) revalidation.Result { return m.Step(cur, in, at) })
 		require.NoError(t, err)
@@ -75,6 +75,7 @@ func TestApplyRoundTripsEveryField(t *testing.T) {
 	require.Equal(t, time.Minute, got.CumulativeWait)
 	require.Equal(t, "p1", got.Probe.ID)
 	require.Equal(t, "d-2", got.Probe.DisputeID)
+	require.Equal(t, "mediationsvc-a", got.Probe.ClaimerID)
 	require.Equal(t, at.Add(45*time.Second), got.Probe.Deadline)
 	require.Equal(t, at, got.Probe.ClaimedAt)
 	require.Equal(t, want.Evidence, got.Evidence)

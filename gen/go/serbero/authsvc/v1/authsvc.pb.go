@@ -776,7 +776,16 @@ type ClaimProbeRequest struct {
 	// The probe id from AuthState.probe_id.
 	ProbeId string `protobuf:"bytes,1,opt,name=probe_id,json=probeId,proto3" json:"probe_id,omitempty"`
 	// The dispute the prober is about to take.
-	DisputeId     string `protobuf:"bytes,2,opt,name=dispute_id,json=disputeId,proto3" json:"dispute_id,omitempty"`
+	DisputeId string `protobuf:"bytes,2,opt,name=dispute_id,json=disputeId,proto3" json:"dispute_id,omitempty"`
+	// Identifies the claiming prober, stable for the life of its process and
+	// distinct from every other prober (e.g. host, pid and a random suffix;
+	// package prober makes one), at most 128 printable characters. Required:
+	// a claim without it is INVALID_ARGUMENT, so two anonymous claimers can
+	// never both be granted.
+	// A repeated claim is granted again only when claimer_id and dispute_id
+	// both match the winning claim; two probers that picked the same dispute
+	// still get one grant between them.
+	ClaimerId     string `protobuf:"bytes,3,opt,name=claimer_id,json=claimerId,proto3" json:"claimer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -821,6 +830,13 @@ func (x *ClaimProbeRequest) GetProbeId() string {
 func (x *ClaimProbeRequest) GetDisputeId() string {
 	if x != nil {
 		return x.DisputeId
+	}
+	return ""
+}
+
+func (x *ClaimProbeRequest) GetClaimerId() string {
+	if x != nil {
+		return x.ClaimerId
 	}
 	return ""
 }
@@ -1108,11 +1124,13 @@ const file_serbero_authsvc_v1_authsvc_proto_rawDesc = "" +
 	"\bprobe_id\x18\x05 \x01(\tR\aprobeId\x12%\n" +
 	"\x0edispute_status\x18\x06 \x01(\tR\rdisputeStatus\"P\n" +
 	"\x19ReportTakeOutcomeResponse\x123\n" +
-	"\x05state\x18\x01 \x01(\v2\x1d.serbero.authsvc.v1.AuthStateR\x05state\"M\n" +
+	"\x05state\x18\x01 \x01(\v2\x1d.serbero.authsvc.v1.AuthStateR\x05state\"l\n" +
 	"\x11ClaimProbeRequest\x12\x19\n" +
 	"\bprobe_id\x18\x01 \x01(\tR\aprobeId\x12\x1d\n" +
 	"\n" +
-	"dispute_id\x18\x02 \x01(\tR\tdisputeId\"c\n" +
+	"dispute_id\x18\x02 \x01(\tR\tdisputeId\x12\x1d\n" +
+	"\n" +
+	"claimer_id\x18\x03 \x01(\tR\tclaimerId\"c\n" +
 	"\x12ClaimProbeResponse\x12\x18\n" +
 	"\agranted\x18\x01 \x01(\bR\agranted\x123\n" +
 	"\x05state\x18\x02 \x01(\v2\x1d.serbero.authsvc.v1.AuthStateR\x05state\"W\n" +

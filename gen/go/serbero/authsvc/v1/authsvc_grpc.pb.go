@@ -54,6 +54,8 @@ type AuthServiceClient interface {
 	// ClaimProbe claims the open probe (AuthState.probe_id) for one dispute
 	// before the prober sends admin-take-dispute for it. Exactly one claim
 	// wins; a losing or late claimer gets granted=false and must not take.
+	// Only the winner (the same claimer_id, for the same dispute) is granted
+	// again when it repeats its claim, e.g. after a lost response.
 	ClaimProbe(ctx context.Context, in *ClaimProbeRequest, opts ...grpc.CallOption) (*ClaimProbeResponse, error)
 	// ReportAuthorizationLost tells authsvc that a caller saw authorization
 	// disappear (for example the node refused an action it used to accept).
@@ -164,6 +166,8 @@ type AuthServiceServer interface {
 	// ClaimProbe claims the open probe (AuthState.probe_id) for one dispute
 	// before the prober sends admin-take-dispute for it. Exactly one claim
 	// wins; a losing or late claimer gets granted=false and must not take.
+	// Only the winner (the same claimer_id, for the same dispute) is granted
+	// again when it repeats its claim, e.g. after a lost response.
 	ClaimProbe(context.Context, *ClaimProbeRequest) (*ClaimProbeResponse, error)
 	// ReportAuthorizationLost tells authsvc that a caller saw authorization
 	// disappear (for example the node refused an action it used to accept).
