@@ -50,8 +50,11 @@
 //     renotification_seconds ago gets the re-notification DM, one batch per
 //     period, claimed with FOR UPDATE SKIP LOCKED and stamped in the claiming
 //     transaction (any number of replicas). A period that reached nobody is
-//     retried at the next tick with its own keys; last_notified_at moves
-//     only when a DM is delivered. A queued re-notification is dropped when
+//     followed at the next tick by a new period (new keys, so the DM
+//     carries that tick's time_elapsed_seconds, as the reference's retry
+//     does); last_notified_at moves only when a DM is delivered. Every
+//     attempt under one idempotency key sends the same body (an
+//     assignment's is built at its first attempt and kept). A queued re-notification is dropped when
 //     the dispute left notified before it was sent.
 //
 // # Durability and replicas

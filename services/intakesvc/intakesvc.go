@@ -45,6 +45,12 @@ type Tuning struct {
 	SendTimeout time.Duration
 	// GaugeInterval is the per-state gauge refresh period (default 10 s).
 	GaugeInterval time.Duration
+	// SendAttempts is how many times one DM is tried before it counts as
+	// failed (default 5).
+	SendAttempts int
+	// RetryBase is the delay before a DM's first retry, doubled after
+	// each (default 1 s).
+	RetryBase time.Duration
 }
 
 // Service is intakesvc.
@@ -66,6 +72,7 @@ func New(deps Deps) (*Service, error) {
 	cfg := engine.FromConfig(deps.Config)
 	cfg.Workers, cfg.PollInterval = deps.Tuning.Workers, deps.Tuning.PollInterval
 	cfg.SendTimeout, cfg.GaugeInterval = deps.Tuning.SendTimeout, deps.Tuning.GaugeInterval
+	cfg.SendAttempts, cfg.RetryBase = deps.Tuning.SendAttempts, deps.Tuning.RetryBase
 	st := store.New(deps.Pool)
 	changes := engine.NewBroadcast()
 	eng := engine.New(cfg, log, st, deps.Relaygw, engine.NewMetrics(deps.Registerer), changes)

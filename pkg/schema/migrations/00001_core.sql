@@ -44,7 +44,8 @@ CREATE TABLE disputes (
     -- Notification batches: period 0 is the initial notification, 1, 2, ...
     -- the re-notification periods. notify_claimed_at is when the latest
     -- batch was created; NULL when the latest batch reached nobody (the next
-    -- tick retries it with the same period, hence the same idempotency keys).
+    -- tick notifies again: an initial retry reuses period 0's keys and body, a
+    -- re-notification starts the next period, with new keys and a new body).
     notify_period     BIGINT NOT NULL DEFAULT 0,
     notify_claimed_at BIGINT,
     -- mediationsvc is taking the dispute for Serbero until this time (unix
@@ -135,8 +136,10 @@ CREATE TABLE intake_notification_jobs (
     notif_type      TEXT NOT NULL CHECK (notif_type IN ('initial', 're-notification', 'assignment')),
     period          BIGINT NOT NULL DEFAULT 0,
     idempotency_key TEXT NOT NULL,
-    -- The DM body; NULL for assignments (built when sent, so it can name
-    -- Serbero when Serbero's own take was confirmed meanwhile).
+    -- The DM body; NULL for an assignment until its first attempt (built
+    -- then, so it can name Serbero when Serbero's own take was confirmed
+    -- meanwhile, and kept: every attempt under one idempotency key must send
+    -- the same body, or relaygw refuses it).
     body            TEXT,
     -- The batch's clock (unix s): last_notified_at when a re-notification
     -- is delivered.

@@ -670,7 +670,7 @@ func (e *Engine) claimNext(ctx context.Context, id int64) *store.Job {
 
 // process sends one DM and records the attempt. It returns the next
 // pending DM of the same (dispute, solver) when known (0 otherwise), and
-// false when ctx ended before the outcome was recorded.
+// false when no outcome was recorded (ctx ended, or the DM was handed back).
 func (e *Engine) process(ctx context.Context, job store.Job) (int64, bool) {
 	start := time.Now()
 	outcome, errMsg, retryable := e.send(ctx, job)
@@ -679,8 +679,9 @@ func (e *Engine) process(ctx context.Context, job store.Job) (int64, bool) {
 		retryIn = e.cfg.RetryBase << min(job.Attempts-1, 10)
 	}
 	if outcome == "" {
-		// Stopping mid-send: hand the DM back so any replica retries it at
-		// once (same idempotency key), instead of after the lease.
+		// Stopping mid-send (or the assignment body could not be kept):
+		// hand the DM back so any replica retries it at once (same
+		// idempotency key), instead of after the lease.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		if err := e.st.ReleaseJob(rctx, job.ID); err != nil {
@@ -834,9 +835,9 @@ func (e *Engine) completer() {
 }
 
 // send makes one attempt. It returns the outcome, the error_message and
-// whether a failure is worth retrying, or "" when ctx ended first (nothing
-// recorded; the DM is handed back and the same idempotency key is used
-// again).
+// whether a failure is worth retrying, or "" when ctx ended first or an
+// assignment's body could not be kept (nothing recorded; the DM is handed
+// back and the same idempotency key is used again).
 func (e *Engine) send(ctx context.Context, job store.Job) (string, string, bool) {
 	if job.NotifType == message.TypeRenotification && job.State != lifecycle.Notified {
 		return store.OutcomeSkipped, "", false
@@ -849,7 +850,18 @@ func (e *Engine) send(ctx context.Context, job store.Job) (string, string, bool)
 	if job.Body != nil {
 		body = *job.Body
 	} else {
-		body = message.Assignment(job.DisputeID, job.AssignedSolver)
+		// First attempt of an assignment: the body is built now and kept,
+		// so a retry under the same idempotency key sends the same bytes
+		// even if Serbero's own take is recorded meanwhile (relaygw refuses
+		// a key reused with another body).
+		body, err = e.st.PinBody(ctx, job.ID, message.Assignment(job.DisputeID, job.AssignedSolver))
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("keep assignment DM body failed; the DM is handed back and retried",
+					"dispute_id", job.DisputeID, "job_id", job.ID, "error", err)
+			}
+			return "", "", false
+		}
 	}
 	callCtx, cancel := context.WithTimeout(ctx, e.cfg.SendTimeout)
 	defer cancel()

@@ -22,7 +22,8 @@ type Job struct {
 	NotifType      string
 	Period         int64
 	IdempotencyKey string
-	// Body is the DM; nil for assignments (built when sent).
+	// Body is the DM; nil for an assignment never attempted (built, then
+	// kept with PinBody, at its first attempt).
 	Body     *string
 	BatchAt  int64
 	Attempts int
@@ -133,7 +134,7 @@ type CompleteResult struct {
 	// Transitioned: the dispute moved new -> notified.
 	Transitioned bool
 	// BatchReachedNobody: the job's batch is complete and no DM of it was
-	// delivered; the batch will be retried.
+	// delivered; the next tick notifies again (see ClaimDue).
 	BatchReachedNobody bool
 	// Rescheduled: the failed attempt was recorded and the DM will be
 	// tried again (same idempotency key) after the given delay.
@@ -279,6 +280,20 @@ func (s *Store) CompleteDelivered(ctx context.Context, items []Delivered, now ti
 	return out, nil
 }
 
+// PinBody keeps body as job id's DM unless the job already has one, and
+// returns the body the job carries from now on. An assignment's body is
+// built at its first attempt (so it names Serbero when Serbero's own take
+// was confirmed before); every later attempt must send the same bytes,
+// because relaygw refuses an idempotency key reused with another body.
+func (s *Store) PinBody(ctx context.Context, id int64, body string) (string, error) {
+	var out string
+	if err := s.pool.QueryRow(ctx, `UPDATE intake_notification_jobs SET body = COALESCE(body, $2)
+		WHERE id = $1 RETURNING body`, id, body).Scan(&out); err != nil {
+		return "", fmt.Errorf("pin DM body of job %d: %w", id, err)
+	}
+	return out, nil
+}
+
 // ReleaseJobs gives up the claims on jobs that were not sent (the process
 // is stopping), so any replica may send them at once.
 func (s *Store) ReleaseJobs(ctx context.Context, ids []int64) error {
@@ -400,7 +415,10 @@ type DueBatch struct {
 // for every notified dispute last notified (and last claimed) more than
 // renotifyAfter ago, and, when retryNew, a new attempt of the initial
 // notification for every new dispute whose last batch reached nobody (or
-// that was recorded while no solver was configured). Rows are claimed with
+// that was recorded while no solver was configured). A re-notification
+// batch is always a new period (new idempotency keys, body with now's
+// time_elapsed_seconds), including after a period that reached nobody; an
+// initial retry reuses period 0's keys and its unchanged body. Rows are claimed with
 // FOR NO KEY UPDATE SKIP LOCKED and stamped in the same transaction, so concurrent
 // replicas never create two batches for one period. At most limit disputes
 // are claimed per call.
@@ -414,8 +432,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, renotifyAfter time.
 	var out []DueBatch
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		out = nil
-		rows, err := tx.Query(ctx, `SELECT dispute_id, lifecycle_state, initiator_role, event_timestamp, notify_period,
-				notify_claimed_at IS NULL
+		rows, err := tx.Query(ctx, `SELECT dispute_id, lifecycle_state, initiator_role, event_timestamp, notify_period
 			FROM disputes d
 			WHERE ((lifecycle_state = 'notified' AND last_notified_at < $1 AND (notify_claimed_at IS NULL OR notify_claimed_at < $1))
 			    OR ($2 AND lifecycle_state = 'new' AND notify_claimed_at IS NULL))
@@ -429,11 +446,10 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, renotifyAfter time.
 		type due struct {
 			id, state, initiator string
 			eventTS, period      int64
-			unclaimed            bool
 		}
 		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (due, error) {
 			var d due
-			err := r.Scan(&d.id, &d.state, &d.initiator, &d.eventTS, &d.period, &d.unclaimed)
+			err := r.Scan(&d.id, &d.state, &d.initiator, &d.eventTS, &d.period)
 			return d, err
 		})
 		if err != nil {
@@ -443,16 +459,18 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, renotifyAfter time.
 			b := DueBatch{DisputeID: d.id}
 			var body string
 			if d.state == string(lifecycle.New) {
+				// The initial body never changes (initiator_role and
+				// event_timestamp are written once), so a retry under the
+				// same keys asks relaygw for the very same DM.
 				b.NotifType, b.Period = message.TypeInitial, 0
 				body = message.Initial(d.id, d.initiator, d.eventTS)
 			} else {
-				b.NotifType = message.TypeRenotification
-				// A period that reached nobody is retried under its own
-				// idempotency keys; otherwise a new period starts.
-				b.Period = d.period + 1
-				if d.unclaimed && d.period > 0 {
-					b.Period = d.period
-				}
+				// Always a new period, with its own idempotency keys, even
+				// when the previous one reached nobody: its body carries
+				// this tick's time_elapsed_seconds (spec 10 §A8: retried
+				// next tick, elapsed counted from that tick), and relaygw
+				// refuses a key already used with another body.
+				b.NotifType, b.Period = message.TypeRenotification, d.period+1
 				body = message.Renotification(d.id, unix-d.eventTS)
 			}
 			ids, _, err := insertBatch(ctx, tx, newBatch{disputeID: d.id, notifType: b.NotifType, period: b.Period,

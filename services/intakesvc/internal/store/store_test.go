@@ -528,14 +528,18 @@ func TestClaimDueSelectsOnlyUnattended(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, due)
 
-	// The period reached nobody: retried next tick under the same keys.
+	// The period reached nobody: the next tick starts the next period, with
+	// new keys and that tick's time_elapsed_seconds (relaygw would refuse
+	// period 1's keys with another body).
 	_, err = s.CompleteJob(ctx, jobs[0], store.OutcomeFailed, "notification error: gift-wrap send failed: x", now, 0)
 	require.NoError(t, err)
 	due, err = s.ClaimDue(ctx, now.Add(time.Second), 300*time.Second, sv, true, 10)
 	require.NoError(t, err)
 	require.Len(t, due, 1)
-	require.EqualValues(t, 1, due[0].Period)
+	require.EqualValues(t, 2, due[0].Period)
 	jobs = claimAll(t, s, due[0].JobIDs)
+	require.Equal(t, message.Renotification("old", 312), *jobs[0].Body)
+	require.Equal(t, message.IdempotencyKey("re-notification", 2, "old", "s1"), jobs[0].IdempotencyKey)
 	_, err = s.CompleteJob(ctx, jobs[0], store.OutcomeSent, "", now.Add(2*time.Second), 0)
 	require.NoError(t, err)
 	d, _, _, err := s.GetDispute(ctx, "old")
@@ -550,7 +554,7 @@ func TestClaimDueSelectsOnlyUnattended(t *testing.T) {
 	require.Equal(t, "fresh", due[0].DisputeID)
 	require.EqualValues(t, 1, due[0].Period)
 	require.Equal(t, "old", due[1].DisputeID)
-	require.EqualValues(t, 2, due[1].Period)
+	require.EqualValues(t, 3, due[1].Period)
 }
 
 // TestClaimDueTwoReplicas races two pools (two replicas) over many due
@@ -665,6 +669,45 @@ func TestTakeIntentDefersAssignment(t *testing.T) {
 
 	_, _, err = s.RecordTakeOutcome(ctx, "nope", "x")
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// An assignment's body is built at its first attempt and kept: a retry
+// after Serbero's own take was recorded meanwhile sends the same bytes
+// under the same idempotency key (relaygw refuses another body).
+func TestAssignmentBodyIsKeptAcrossRetries(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	ctx := context.Background()
+	notify(t, s, "d", []string{"s1"}, t0)
+	res, err := s.ApplyRevision(ctx, rev("d", "e2", t0.Unix(), "in-progress", 0), []string{"s1"}, t0)
+	require.NoError(t, err)
+	require.Len(t, res.JobIDs, 1)
+	j, err := s.ClaimJob(ctx, res.JobIDs[0], time.Minute)
+	require.NoError(t, err)
+	require.NotNil(t, j)
+	require.Nil(t, j.Body, "built at the first attempt")
+	first := message.Assignment("d", j.AssignedSolver)
+	body, err := s.PinBody(ctx, j.ID, first)
+	require.NoError(t, err)
+	require.Equal(t, "Mostro dispute has been taken.\ndispute_id: d\nassigned_solver: unknown\nlifecycle_state: taken", body)
+	cr, err := s.CompleteJob(ctx, *j, store.OutcomeFailed, "notification error: gift-wrap send failed: x", t0, time.Millisecond)
+	require.NoError(t, err)
+	require.True(t, cr.Rescheduled)
+
+	// Serbero's take is recorded before the retry.
+	_, _, err = s.RecordTakeOutcome(ctx, "d", "serbero-pk")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		j, err = s.ClaimJob(ctx, res.JobIDs[0], time.Minute)
+		require.NoError(t, err)
+		return j != nil
+	}, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, "serbero-pk", j.AssignedSolver)
+	require.NotNil(t, j.Body)
+	require.Equal(t, first, *j.Body, "the retry carries the body first sent under its key")
+	body, err = s.PinBody(ctx, j.ID, message.Assignment("d", j.AssignedSolver))
+	require.NoError(t, err)
+	require.Equal(t, first, body, "an existing body is never replaced")
 }
 
 func TestChangeFeed(t *testing.T) {
