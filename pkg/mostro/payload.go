@@ -89,6 +89,10 @@ type UserInfo struct {
 	Rating        float64
 	Reviews       int64
 	OperatingDays uint64
+	// Since is the Unix time of the party's first trade, sent by newer
+	// mostro-core versions; nil when absent (then omitted). It is written
+	// truncated to the start of its UTC day, as mostro-core serializes it.
+	Since *uint64
 }
 
 // Peer is mostro-core's Peer.
@@ -223,6 +227,10 @@ func (u *UserInfo) appendEncode(dst []byte) []byte {
 	dst = strconv.AppendInt(dst, u.Reviews, 10)
 	dst = append(dst, `,"operating_days":`...)
 	dst = strconv.AppendUint(dst, u.OperatingDays, 10)
+	if u.Since != nil {
+		dst = append(dst, `,"since":`...)
+		dst = strconv.AppendUint(dst, *u.Since-*u.Since%86400, 10)
+	}
 	return append(dst, '}')
 }
 
@@ -323,13 +331,14 @@ type wireUserInfo struct {
 	Rating        float64 `json:"rating"`
 	Reviews       int64   `json:"reviews"`
 	OperatingDays uint64  `json:"operating_days"`
+	Since         *uint64 `json:"since"`
 }
 
 func (w *wireUserInfo) toUserInfo() *UserInfo {
 	if w == nil {
 		return nil
 	}
-	return &UserInfo{Rating: w.Rating, Reviews: w.Reviews, OperatingDays: w.OperatingDays}
+	return &UserInfo{Rating: w.Rating, Reviews: w.Reviews, OperatingDays: w.OperatingDays, Since: w.Since}
 }
 
 type wireSolverDisputeInfo struct {
