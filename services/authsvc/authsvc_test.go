@@ -446,11 +446,11 @@ func TestTakeOutcomeClassification(t *testing.T) {
 			&authsvcv1.ReportTakeOutcomeRequest{DisputeId: "d-4", Outcome: cantDo, CantDoReason: "invalid_pubkey", DisputeStatus: "in-progress"},
 			stAuthorized, authsvcv1.EvidenceKind_EVIDENCE_KIND_TOOK_DISPUTE},
 		{"not_authorized is evidence against",
-			&authsvcv1.ReportTakeOutcomeRequest{DisputeId: "d-5", Outcome: cantDo, CantDoReason: "not_authorized",
-				ObservedAt: timestamppb.Now()},
+			&authsvcv1.ReportTakeOutcomeRequest{DisputeId: "d-5", Outcome: cantDo, CantDoReason: "not_authorized"},
 			stUnauthorized, authsvcv1.EvidenceKind_EVIDENCE_KIND_CANT_DO_NOT_AUTHORIZED},
 	}
 	for _, st := range steps {
+		st.req.ObservedAt = timestamppb.Now() // as the prober does: when the answer came
 		resp, err := in.client.ReportTakeOutcome(ctx, st.req)
 		require.NoError(t, err, st.name)
 		require.Equal(t, st.wantState, resp.GetState().GetState(), st.name)
@@ -480,6 +480,31 @@ func TestTakeOutcomeClassification(t *testing.T) {
 		require.Equal(t, stUnauthorized, resp.GetState().GetState(), req.GetDisputeId())
 		in2.stop()
 	}
+}
+
+func TestLateReportOfAnOlderTakeIsStale(t *testing.T) {
+	t.Parallel()
+	db := pgdbtest.NewDB(t)
+	in := startInstance(t, db, "a", instanceOpts{relaygw: newFakeRelaygw(), tuning: fastTuning("a")})
+	ctx := context.Background()
+	proved := time.Now()
+	resp, err := in.client.ReportTakeOutcome(ctx, &authsvcv1.ReportTakeOutcomeRequest{
+		DisputeId: "d-1", Outcome: authsvcv1.TakeOutcome_TAKE_OUTCOME_TOOK, ObservedAt: timestamppb.New(proved),
+	})
+	require.NoError(t, err)
+	require.Equal(t, stAuthorized, resp.GetState().GetState())
+
+	// A take that went unanswered before the proof, reported only now.
+	resp, err = in.client.ReportTakeOutcome(ctx, &authsvcv1.ReportTakeOutcomeRequest{
+		DisputeId: "d-2", Outcome: authsvcv1.TakeOutcome_TAKE_OUTCOME_NO_REPLY, ObservedAt: timestamppb.New(proved.Add(-9 * time.Second)),
+	})
+	require.NoError(t, err)
+	require.Equal(t, stAuthorized, resp.GetState().GetState(), "out-of-date counter-evidence does not end authorization")
+	require.Equal(t, "d-1", resp.GetState().GetEvidence().GetDisputeId())
+	require.Zero(t, auditCount(t, db, "auth_retry_attempt"))
+	stale := gather(t, in, "serbero_authsvc_stale_reports_total")
+	require.Len(t, stale, 1)
+	require.Equal(t, 1.0, stale[0].GetCounter().GetValue())
 }
 
 func TestResetTerminatedStartsAFreshCycle(t *testing.T) {

@@ -183,6 +183,9 @@ func (e *Engine) apply(ctx context.Context, fence *store.Fence, in revalidation.
 	for _, l := range res.Logs {
 		e.log.Log(ctx, l.Level, l.Msg, l.Attrs...)
 	}
+	if res.Stale {
+		e.m.staleReports.Inc()
+	}
 	switch res.Attempt {
 	case revalidation.AttemptSucceeded:
 		e.m.attempts.WithLabelValues("success").Inc()

@@ -16,6 +16,7 @@ type Metrics struct {
 	transitions   *prometheus.CounterVec
 	leader        prometheus.Gauge
 	auditFailures prometheus.Counter
+	staleReports  prometheus.Counter
 }
 
 // NewMetrics builds unregistered collectors.
@@ -45,6 +46,10 @@ func NewMetrics() *Metrics {
 			Name: "serbero_authsvc_audit_write_failures_total",
 			Help: "Audit rows (auth_retry_*) that could not be written; the state moved on regardless.",
 		}),
+		staleReports: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "serbero_authsvc_stale_reports_total",
+			Help: "Take outcomes against authorization ignored because they were observed before the current proof.",
+		}),
 	}
 }
 
@@ -53,7 +58,7 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{m.state, m.version, m.attempts, m.transitions, m.leader, m.auditFailures} {
+	for _, c := range []prometheus.Collector{m.state, m.version, m.attempts, m.transitions, m.leader, m.auditFailures, m.staleReports} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -26,6 +26,10 @@
 //	  │ Terminated │  cycle (attempt counter and waits at 0), attempt 1 at once
 //	  └────────────┘
 //
+// Evidence against that was observed before the proof the Authorized
+// answer rests on (a late report of an older take) is stale: it is logged
+// and counted, and changes nothing.
+//
 // Reports while Unauthorized or Terminated change nothing (a take outcome
 // is remembered as the newest observation; fresh proof while Unauthorized
 // only brings the next attempt forward to now, so recovery still goes

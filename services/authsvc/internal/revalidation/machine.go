@@ -25,6 +25,7 @@ const (
 	LogLost         = "solver authorization lost; starting a fresh revalidation cycle"
 	LogReset        = "solver auth retry loop reset by operator; starting a fresh revalidation cycle"
 	LogProbeGranted = "solver authorization probe granted"
+	LogStaleAgainst = "ignoring stale evidence against solver authorization: observed before the current proof"
 )
 
 // Errors returned in Result.Err for inputs that are refused.
@@ -208,6 +209,9 @@ type Result struct {
 	CheckNode bool
 	// Attempt says whether an attempt finished, and how.
 	Attempt AttemptOutcome
+	// Stale reports a take outcome that was evidence against authorization
+	// but observed before the proof the answer rests on, so it was ignored.
+	Stale bool
 	// From is the status before the step (for transition metrics).
 	From Status
 	// Err is set when the input was refused; the state is then unchanged.
@@ -451,12 +455,23 @@ func (st *step) takeObserved(in TakeObserved) {
 		ev.ObservedAt = st.now
 	}
 	s := &st.s
+	verdict := ev.Kind.Verdict()
+	if verdict == Against && s.Evidence.Kind.Verdict() == For && ev.ObservedAt.Before(s.Evidence.ObservedAt) {
+		// Out of date: the node accepted a take after this was observed
+		// (a late report, e.g. a no_reply that waited out its timeout).
+		// The evidence is proof only while Authorized: Unknown is left on
+		// the first proof, and Unauthorized and Terminated judge reports
+		// by freshness instead.
+		st.res.Stale = true
+		st.log(slog.LevelInfo, LogStaleAgainst, "evidence", ev.Kind.String(), "dispute_id", ev.DisputeID,
+			"observed_at", ev.ObservedAt, "proof_observed_at", s.Evidence.ObservedAt)
+		return
+	}
 	if s.Observation.IsZero() || !ev.ObservedAt.Before(s.Observation.ObservedAt) {
 		s.Observation = ev
 		st.persist = true
 	}
 	probeAnswer := in.ProbeID != "" && in.ProbeID == s.Probe.ID
-	verdict := ev.Kind.Verdict()
 	switch s.Status {
 	case StatusUnknown:
 		switch {
@@ -487,6 +502,9 @@ func (st *step) takeObserved(in TakeObserved) {
 	case StatusAuthorized:
 		switch verdict {
 		case For:
+			if ev.ObservedAt.Before(s.Evidence.ObservedAt) {
+				return // older proof: the evidence stays the newest
+			}
 			s.Evidence = ev
 			st.changed = true
 		case Against:

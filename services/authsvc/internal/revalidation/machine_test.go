@@ -659,3 +659,45 @@ func TestConfigValidate(t *testing.T) {
 	bad.MaxAttempts = 0
 	require.Error(t, bad.Validate())
 }
+
+func TestAgainstEvidenceOlderThanTheProofIsStale(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []EvidenceKind{EvidenceNoReply, EvidenceCantDoInvalidPubkey, EvidenceCantDoNotAuthorized} {
+		t.Run(kind.String(), func(t *testing.T) {
+			t.Parallel()
+			sm := newSim(t, defaults())
+			sm.nodeOK()
+			// A take accepted at t+10s proves registration.
+			sm.now = t0.Add(10 * time.Second)
+			sm.apply(TakeObserved{ProbeID: sm.s.Probe.ID, Evidence: ev(EvidenceTookDispute, sm.now)})
+			require.Equal(t, StatusAuthorized, sm.s.Status)
+			proof := sm.s.Evidence
+
+			// A take observed at t+1s is reported late (a no_reply waits out
+			// its timeout): it is older than the proof and changes nothing.
+			sm.now = t0.Add(20 * time.Second)
+			r := sm.apply(TakeObserved{Evidence: ev(kind, t0.Add(time.Second))})
+			require.NoError(t, r.Err)
+			require.True(t, r.Stale)
+			require.False(t, r.Changed)
+			require.Equal(t, StatusAuthorized, sm.s.Status)
+			require.Equal(t, proof, sm.s.Evidence)
+			require.Equal(t, EvidenceTookDispute, sm.s.Observation.Kind, "the newest observation stays the proof")
+			require.Empty(t, sm.audits)
+			require.Equal(t, 1, sm.logged(LogStaleAgainst))
+			require.Zero(t, sm.logged(LogLost))
+
+			// Older proof does not replace newer proof either.
+			r = sm.apply(TakeObserved{Evidence: ev(EvidenceTookDispute, t0.Add(5*time.Second))})
+			require.False(t, r.Changed)
+			require.Equal(t, proof, sm.s.Evidence)
+
+			// Evidence against observed after the proof is still a loss.
+			r = sm.apply(TakeObserved{Evidence: ev(kind, t0.Add(15*time.Second))})
+			require.False(t, r.Stale)
+			require.Equal(t, StatusUnauthorized, sm.s.Status)
+			require.Equal(t, kind, sm.s.Evidence.Kind)
+			require.Equal(t, 1, sm.count(AuditAttempt))
+		})
+	}
+}
