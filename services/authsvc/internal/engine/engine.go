@@ -56,7 +56,8 @@ type Options struct {
 	LeaseTTL time.Duration
 	// RefreshInterval is the fallback version check period.
 	RefreshInterval time.Duration
-	// CheckRetry is the pause after a node check that could not run.
+	// CheckRetry is the pause after a node check that could not run, and
+	// after a loop step whose write failed.
 	CheckRetry time.Duration
 	// StartupGrace: for this long after Run starts, a node problem (no info
 	// event yet) is retried like a check that could not run, because
@@ -306,8 +307,9 @@ func (e *Engine) lead(ctx context.Context) {
 			checkRetry = retry
 			if errors.Is(err, store.ErrNotLeader) {
 				lose("fenced", err)
+				checkRetry = time.Time{} // a new term starts afresh
 			} else if err != nil && ctx.Err() == nil {
-				e.log.Warn("solver auth loop step failed", "error", err)
+				e.log.Warn("solver auth loop step failed; retrying", "error", err, "retry_in", e.opts.CheckRetry.String())
 			}
 		}
 
@@ -336,8 +338,10 @@ func (e *Engine) lead(ctx context.Context) {
 }
 
 // step runs what is due: a tick, and the node check of a due attempt. It
-// returns the machine time before which a check that could not run is not
-// retried.
+// returns the machine time before which the loop does not step again: after
+// a check that could not run, or a write that failed (without it the loop
+// would retry at once, a transaction and a node check per turn, as long as
+// the failure lasts).
 func (e *Engine) step(ctx context.Context, fence store.Fence, checkRetry time.Time) (time.Time, error) {
 	snap := e.snap.Load()
 	now := e.now()
@@ -345,8 +349,11 @@ func (e *Engine) step(ctx context.Context, fence store.Fence, checkRetry time.Ti
 		return checkRetry, nil
 	}
 	res, err := e.apply(ctx, &fence, revalidation.Tick{})
-	if err != nil || !res.CheckNode {
-		return checkRetry, err
+	if err != nil {
+		return e.now().Add(e.opts.CheckRetry), fmt.Errorf("apply tick: %w", err)
+	}
+	if !res.CheckNode {
+		return checkRetry, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	info, cerr := e.opts.Checker.CheckNode(cctx)
@@ -368,8 +375,10 @@ func (e *Engine) step(ctx context.Context, fence store.Fence, checkRetry time.Ti
 		}
 		in.Err = np.Msg
 	}
-	_, err = e.apply(ctx, &fence, in)
-	return time.Time{}, err
+	if _, err := e.apply(ctx, &fence, in); err != nil {
+		return e.now().Add(e.opts.CheckRetry), fmt.Errorf("apply node check: %w", err)
+	}
+	return time.Time{}, nil
 }
 
 // StepForTest runs one loop step with the given fence (tests drive the loop

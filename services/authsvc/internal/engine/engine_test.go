@@ -329,3 +329,66 @@ func TestEvidenceKindsMatchTheAPI(t *testing.T) {
 		require.Equal(t, "AUTHORIZATION_STATE_"+strings.ToUpper(s.String()), engine.ToProto(revalidation.State{Status: s}).GetState().String())
 	}
 }
+
+// runEngine runs eng's loop (lease, listener, refresher) until the test ends.
+func runEngine(t *testing.T, eng *engine.Engine) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// A loop step whose write fails waits CheckRetry before trying again,
+// instead of retrying at once (a transaction and a node check per turn)
+// for as long as the failure lasts.
+func TestFailedLoopWriteIsRetriedAfterAPause(t *testing.T) {
+	t.Parallel()
+	const stepFailed = "solver auth loop step failed; retrying"
+	tests := []struct {
+		name string
+		// prepare brings the state to a pending write and returns the
+		// machine time at which it is due.
+		prepare func(h *harness) time.Time
+	}{
+		{"the node check's result", func(h *harness) time.Time {
+			return h.eng.Current().State.NextWake() // the initial check
+		}},
+		{"a probe's expiry", func(h *harness) time.Time {
+			h.attempt(revalidation.EvidenceCantDoInvalidPubkey) // attempt 1 fails
+			h.step()                                            // attempt 2 opens a probe
+			require.NotEmpty(h.t, h.state().GetProbeId())
+			return h.eng.Current().State.NextWake() // its deadline
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, referenceConfig())
+			due := tc.prepare(h)
+			checks := h.node.checks
+			version := h.eng.Current().State.Version
+			// Every write of the state fails from now on.
+			_, err := h.db.Pool.Exec(h.ctx, fmt.Sprintf(
+				`ALTER TABLE authsvc_state ADD CONSTRAINT test_writes_fail CHECK (version <= %d)`, version))
+			require.NoError(t, err)
+			h.clock.Set(due)
+			runEngine(t, h.eng)
+
+			require.Eventually(t, func() bool { return h.logs.count(stepFailed) >= 1 }, 30*time.Second, 5*time.Millisecond)
+			// No busy retry while the machine clock stands still.
+			require.Never(t, func() bool { return h.logs.count(stepFailed) > 1 }, time.Second, 20*time.Millisecond)
+			h.node.mu.Lock()
+			require.LessOrEqual(t, h.node.checks, checks+1, "one node check, not one per turn")
+			h.node.mu.Unlock()
+
+			// The failure clears; after CheckRetry the step is retried and
+			// goes through.
+			_, err = h.db.Pool.Exec(h.ctx, `ALTER TABLE authsvc_state DROP CONSTRAINT test_writes_fail`)
+			require.NoError(t, err)
+			h.clock.Advance(5 * time.Second) // the engine's default CheckRetry
+			require.Eventually(t, func() bool { return h.eng.Current().State.Version > version }, 30*time.Second, 5*time.Millisecond)
+			require.Equal(t, 1, h.logs.count(stepFailed))
+		})
+	}
+}
