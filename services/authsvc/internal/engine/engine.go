@@ -355,7 +355,7 @@ func (e *Engine) step(ctx context.Context, fence store.Fence, checkRetry time.Ti
 	if !res.CheckNode {
 		return checkRetry, nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, e.checkTimeout())
 	info, cerr := e.opts.Checker.CheckNode(cctx)
 	cancel()
 	in := revalidation.NodeChecked{Info: info}
@@ -379,6 +379,15 @@ func (e *Engine) step(ctx context.Context, fence store.Fence, checkRetry time.Ti
 		return e.now().Add(e.opts.CheckRetry), fmt.Errorf("apply node check: %w", err)
 	}
 	return time.Time{}, nil
+}
+
+// checkTimeout bounds a node check so that the lease is renewed in time:
+// the loop renews between steps, every LeaseTTL/3, so a step may take at
+// most LeaseTTL - LeaseTTL/3 before the lease lapses; the check gets half
+// of that (LeaseTTL/3), leaving the rest for the step's writes. Never more
+// than 10 s (relaygw answers from its cache).
+func (e *Engine) checkTimeout() time.Duration {
+	return min(10*time.Second, e.opts.LeaseTTL/3)
 }
 
 // StepForTest runs one loop step with the given fence (tests drive the loop

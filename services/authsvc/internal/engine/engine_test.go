@@ -392,3 +392,61 @@ func TestFailedLoopWriteIsRetriedAfterAPause(t *testing.T) {
 		})
 	}
 }
+
+// blockingNode is a node check that hangs until its context ends.
+type blockingNode struct {
+	budget chan time.Duration // the time the check was given
+}
+
+func (n *blockingNode) CheckNode(ctx context.Context) (revalidation.NodeInfo, error) {
+	start := time.Now()
+	dl, _ := ctx.Deadline()
+	<-ctx.Done()
+	select {
+	case n.budget <- dl.Sub(start):
+	default:
+	}
+	return revalidation.NodeInfo{}, fmt.Errorf("relaygw did not answer: %w", ctx.Err())
+}
+
+// A hanging node check must not keep the holder from renewing its lease:
+// the loop renews between steps, so the check is bounded by the lease.
+func TestHangingNodeCheckDoesNotCostTheLease(t *testing.T) {
+	t.Parallel()
+	const ttl = 6 * time.Second
+	db := pgdbtest.NewDB(t)
+	clock := engine.NewFakeClock(t0)
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	node := &blockingNode{budget: make(chan time.Duration, 1)}
+	st := store.New(db.OpenPool(t), log)
+	eng := engine.New(engine.Options{
+		Store:    st,
+		Machine:  revalidation.Machine{Config: referenceConfig(), NewID: func() string { return "probe-1" }},
+		Clock:    clock,
+		Checker:  node,
+		Logger:   log,
+		Holder:   "replica-a",
+		LeaseTTL: ttl,
+	})
+	require.NoError(t, eng.Refresh(context.Background()))
+	clock.Set(eng.Current().State.NextWake()) // the initial check is due
+	runEngine(t, eng)
+	require.Eventually(t, eng.IsLeader, 30*time.Second, 5*time.Millisecond)
+	lease, err := st.CurrentLease(context.Background())
+	require.NoError(t, err)
+
+	var budget time.Duration
+	select {
+	case budget = <-node.budget:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the node check never ended")
+	}
+	require.LessOrEqual(t, budget, ttl-ttl/3, "the check ends before the lease could lapse")
+	now, err := st.CurrentLease(context.Background())
+	require.NoError(t, err)
+	require.True(t, now.Live, "the lease did not lapse during the check")
+	require.Equal(t, lease.Term, now.Term, "the same term: the lease never changed hands")
+	require.Equal(t, "replica-a", now.Holder)
+	require.Zero(t, logs.count("solver auth loop lease lost"))
+}
