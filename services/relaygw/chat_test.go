@@ -3,6 +3,7 @@ package relaygw_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/serbero/serbero/pkg/mostro/chat"
 	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/pkg/testkit/fakeparty"
+	"github.com/serbero/serbero/pkg/testkit/relay"
 	"github.com/serbero/serbero/services/relaygw/relaygwtest"
 )
 
@@ -176,6 +178,59 @@ func TestChatStreamsOnlyTheRequestedParties(t *testing.T) {
 	require.ElementsMatch(t, []string{"buyer here", "seller here"}, texts)
 	require.Equal(t, "seller here", onlySeller.next(t).GetContent())
 	onlySeller.none(t, 200*time.Millisecond)
+}
+
+// As for dispute events: lines a relay never sent before its connection
+// was cut (stored lines come newest first, before the EOSE) are fetched
+// on the next subscribe, because the channel's cursor did not move yet.
+func TestChatLinesSurviveACutBeforeTheEndOfStoredEvents(t *testing.T) {
+	t.Parallel()
+	h := relaygwtest.Start(t, relaygwtest.Options{})
+	buyer := fakeparty.New(t, h.Relay.URL())
+	ch := buyer.SetSolver(h.Serbero.PublicKey())
+	// relaygwV2 reports whether relaygw's v2 subscription (id "n:chat-v2")
+	// watches the channel.
+	relaygwV2 := func() bool {
+		for _, sub := range h.Relay.Subscriptions() {
+			for _, f := range sub.Filters {
+				if strings.HasSuffix(sub.ID, ":chat-v2") && slices.Contains(f.Authors, ch.SignPubkey()) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	s, cancel := streamChat(t, h, 0, buyer.Pubkey()) // registers the channel
+	h.Relay.WaitFor(t, wait, "relaygw's v2 chat subscription", relaygwV2)
+	cancel()
+	// Lines stored while relaygw is down. It then starts with the channel
+	// already registered and subscribes once; the stream is opened after
+	// that (registering a channel not loaded yet re-subscribes, which
+	// would send a second REQ).
+	h.Stop()
+	h.Relay.WaitFor(t, wait, "no v2 chat subscription of the stopped relaygw", func() bool { return !relaygwV2() })
+	stored := func(text string, ago time.Duration) nostr.Event {
+		outer, _, err := chat.BuildV2(ch, buyer.Keys(), text, time.Now().Add(-ago))
+		require.NoError(t, err)
+		h.Relay.Inject(outer)
+		return outer
+	}
+	// Well over the re-subscribe margin (60 s) apart.
+	stored("older line", 10*time.Minute)
+	newest := stored("newer line", 5*time.Minute)
+	h.Relay.SetFaults(relay.Faults{StallStored: relay.First(1, relay.IDs(newest.ID))})
+	h.Restart(t)
+	h.Relay.WaitFor(t, wait, "relaygw's v2 chat subscription", relaygwV2)
+
+	s, _ = streamChat(t, h, 0, buyer.Pubkey())
+	require.Equal(t, "newer line", s.next(t).GetContent())
+	// A live line is handled after the newer one: once it is streamed, cut.
+	buyer.Say("live line")
+	require.Equal(t, "live line", s.next(t).GetContent())
+	h.Relay.DisconnectAll()
+
+	require.Equal(t, "older line", s.next(t).GetContent(), "the line the cut relay never sent is fetched on re-subscribe")
+	s.none(t, 300*time.Millisecond)
 }
 
 func TestChatOutbound(t *testing.T) {

@@ -469,6 +469,38 @@ func TestDisputeStreamSurvivesRelayRestarts(t *testing.T) {
 	require.NotEmpty(t, st.GetRelays()[0].GetLastError())
 }
 
+// A relay sends its stored events newest first; when the connection is
+// cut before it has sent them all (no EOSE yet), the older ones must be
+// fetched on the next subscribe: the durable cursor may not have moved to
+// the newest event delivered.
+func TestDisputeEventsSurviveACutBeforeTheEndOfStoredEvents(t *testing.T) {
+	t.Parallel()
+	r := relay.Start(t)
+	mostro := keys.Generate()
+	now := nostr.Now()
+	stored := func(at nostr.Timestamp) nostr.Event {
+		e := disputeEvent(uuid.NewString(), "initiated", at)
+		require.NoError(t, mostro.Sign(&e))
+		r.Inject(e)
+		return e
+	}
+	// Well over the re-subscribe margin (60 s) apart.
+	older, newest := stored(now-600), stored(now-300)
+	r.SetFaults(relay.Faults{StallStored: relay.First(1, relay.IDs(newest.ID))})
+
+	h := relaygwtest.Start(t, relaygwtest.Options{Relay: r, Mostro: mostro})
+	col, _ := streamDisputes(t, h, 0)
+	require.Equal(t, newest.ID, col.next(t).GetEventId())
+	// A live event is handled after the newest one (and whatever relaygw
+	// does with its cursor for it): once it is streamed, cut.
+	live := h.PublishAsMostro(t, disputeEvent(uuid.NewString(), "initiated", now))
+	require.Equal(t, live.ID, col.next(t).GetEventId())
+	r.DisconnectAll()
+
+	require.Equal(t, older.ID, col.next(t).GetEventId(), "the event the cut relay never sent is fetched on re-subscribe")
+	col.none(t, 300*time.Millisecond)
+}
+
 func TestDisputeStreamEndsWhenRelaygwStops(t *testing.T) {
 	t.Parallel()
 	h := relaygwtest.Start(t, relaygwtest.Options{})

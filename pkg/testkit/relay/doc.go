@@ -16,6 +16,9 @@
 //   - Faults.Duplicate: deliver matching events twice;
 //   - Faults.StallIncoming: answer OK late (publishers time out);
 //   - Faults.RefuseREQ: answer a REQ with CLOSED;
+//   - Faults.StallStored: send a REQ's stored events only up to a matching
+//     one and then neither the rest nor EOSE, so that a DisconnectAll cuts
+//     the connection partway through the stored answer;
 //   - DisconnectAll: cut every client connection (the relay keeps running);
 //   - Stop / Start / Restart: take the relay down and bring it back on the
 //     SAME port, keeping the stored events or (Wipe) losing them.

@@ -84,6 +84,14 @@ type Faults struct {
 	RefuseREQ func(nostr.Filter) bool
 	// RefuseReason is the CLOSED reason ("blocked: test fault" if empty).
 	RefuseReason string
+	// StallStored: when a REQ's stored answer (newest first) reaches a
+	// matching event, send the events up to and including it, then
+	// nothing more of that answer and no EOSE until the REQ ends (CLOSE,
+	// DisconnectAll, Stop): a relay whose connection is cut partway
+	// through its stored events, with the test choosing the moment of the
+	// cut. Live deliveries to the REQ go on meanwhile. Use First to stall
+	// only once.
+	StallStored Match
 }
 
 // Subscription is one live REQ as the relay sees it.
@@ -500,6 +508,15 @@ func (r *Relay) queryEvents(ctx context.Context, filter nostr.Filter) (chan *nos
 		ch <- e
 		if fromREQ && f.Duplicate != nil && f.Duplicate(e) {
 			ch <- e
+		}
+		if fromREQ && f.StallStored != nil && f.StallStored(e) {
+			// khatru sends what is in ch, then waits for it to close
+			// before the EOSE: close it only when the REQ ends.
+			go func() {
+				<-ctx.Done()
+				close(ch)
+			}()
+			return ch, nil
 		}
 	}
 	close(ch)

@@ -346,3 +346,47 @@ func TestRelaySubscriptionsTracked(t *testing.T) {
 	sub.Unsub()
 	r.WaitFor(t, wait, "no subscriptions", func() bool { return len(r.Subscriptions()) == 0 })
 }
+
+func TestRelayStallStored(t *testing.T) {
+	t.Parallel()
+	r := relay.Start(t)
+	sk := nostr.GeneratePrivateKey()
+	pk, _ := nostr.GetPublicKey(sk)
+	f := nostr.Filter{Kinds: []int{38386}, Authors: []string{pk}}
+	now := nostr.Now()
+	oldest := signed(t, sk, 38386, now-600, nostr.Tags{{"d", "a"}}, "")
+	middle := signed(t, sk, 38386, now-300, nostr.Tags{{"d", "b"}}, "")
+	newest := signed(t, sk, 38386, now-100, nostr.Tags{{"d", "c"}}, "")
+	for _, e := range []nostr.Event{oldest, middle, newest} {
+		r.Inject(e)
+	}
+	r.SetFaults(relay.Faults{StallStored: relay.First(1, relay.IDs(middle.ID))})
+
+	c := connect(t, r)
+	sub, err := c.Subscribe(context.Background(), nostr.Filters{f})
+	require.NoError(t, err)
+	// Newest first, up to and including the matching event; then nothing.
+	// (go-nostr hands events over in goroutines: the order is lost.)
+	require.ElementsMatch(t, []string{newest.ID, middle.ID}, []string{recv(t, sub).ID, recv(t, sub).ID})
+	r.WaitSubscribed(t, wait, func(got nostr.Filter) bool { return got.String() == f.String() })
+	// Live deliveries go on meanwhile.
+	live := signed(t, sk, 38386, now, nostr.Tags{{"d", "d"}}, "")
+	require.NoError(t, r.Publish(context.Background(), live))
+	require.Equal(t, live.ID, recv(t, sub).ID)
+	none(t, sub, 200*time.Millisecond)
+	select {
+	case <-sub.EndOfStoredEvents:
+		t.Fatal("EOSE sent for a stalled stored answer")
+	default:
+	}
+
+	// The cut ends it; the next REQ gets the whole answer (First: once).
+	r.DisconnectAll()
+	select {
+	case <-c.Context().Done():
+	case <-time.After(wait):
+		t.Fatal("client not disconnected")
+	}
+	c2 := connect(t, r)
+	require.ElementsMatch(t, []string{live.ID, newest.ID, middle.ID, oldest.ID}, ids(query(t, c2, f)))
+}

@@ -89,6 +89,18 @@ type Manager struct {
 	bySign   map[string]*channel
 	byShared map[string]*channel
 	started  bool
+
+	// v2 cursors held back until the relay's EOSE (see specV2).
+	curMu    sync.Mutex
+	v2Phases map[string]*v2Phase // by relay URL
+}
+
+// v2Phase is where the v2 subscription on one relay is: before its EOSE
+// (stored false), holding back the newest line time per party, or after
+// it.
+type v2Phase struct {
+	stored bool
+	held   map[string]int64 // party -> newest outer created_at
 }
 
 type channel struct {
@@ -105,6 +117,7 @@ func New(o Options) (*Manager, error) {
 	m := &Manager{
 		o: o, validator: mchat.Validator{Now: o.Now}, notifier: notify.New(), outerSeen: newLRU(20000),
 		channels: map[string]*channel{}, bySign: map[string]*channel{}, byShared: map[string]*channel{},
+		v2Phases: map[string]*v2Phase{},
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "serbero_relaygw_chat_lines_rejected_total",
 			Help: "Inbound dispute-chat events refused, by reason (validation order of the protocol; duplicate_inner = a replayed or already received line).",
@@ -241,10 +254,19 @@ func normalizeParty(p string) (string, error) {
 	return p, nil
 }
 
+// specV2 is the v2 subscription. A channel's cursor (the newest line
+// time, shared by the relays) moves only once a relay has sent all its
+// stored events (EOSE): relays send them newest first, so a connection cut
+// before the EOSE can leave older lines undelivered, which a cursor at the
+// newest would skip on the next subscribe. Before the EOSE the newest time
+// is held per relay and party; a re-subscribe drops it.
 func (m *Manager) specV2() pool.Spec {
 	return pool.Spec{
 		Key: SubKeyV2,
-		Filters: func(ctx context.Context, _ string) (nostr.Filters, error) {
+		Filters: func(ctx context.Context, relayURL string) (nostr.Filters, error) {
+			m.curMu.Lock()
+			m.v2Phases[relayURL] = &v2Phase{held: map[string]int64{}}
+			m.curMu.Unlock()
 			chs, err := m.o.Store.ChatChannels(ctx)
 			if err != nil {
 				return nil, err
@@ -260,8 +282,51 @@ func (m *Manager) specV2() pool.Spec {
 			}
 			return fs, nil
 		},
-		Handle: m.handle,
+		Handle:      m.handle,
+		EndOfStored: m.endOfStoredV2,
 	}
+}
+
+// v2PhaseLocked is the v2 subscription's phase on a relay (curMu held).
+func (m *Manager) v2PhaseLocked(relayURL string) *v2Phase {
+	p := m.v2Phases[relayURL]
+	if p == nil {
+		p = &v2Phase{held: map[string]int64{}}
+		m.v2Phases[relayURL] = p
+	}
+	return p
+}
+
+// advanceV2Cursor moves a channel's v2 cursor to ts, or holds ts back
+// while the relay is still sending stored events.
+func (m *Manager) advanceV2Cursor(ctx context.Context, relayURL, party string, ts int64) {
+	m.curMu.Lock()
+	p := m.v2PhaseLocked(relayURL)
+	if !p.stored {
+		p.held[party] = max(p.held[party], ts)
+		m.curMu.Unlock()
+		return
+	}
+	m.curMu.Unlock()
+	if err := m.o.Store.AdvanceChatCursor(ctx, party, ts); err != nil {
+		m.o.Logger.Warn("could not advance a chat cursor", "party_trade_pubkey", party, "error", err)
+	}
+}
+
+// endOfStoredV2 stores the cursors held back until a relay's EOSE.
+func (m *Manager) endOfStoredV2(ctx context.Context, relayURL string) error {
+	m.curMu.Lock()
+	p := m.v2PhaseLocked(relayURL)
+	p.stored = true
+	held := p.held
+	p.held = map[string]int64{}
+	m.curMu.Unlock()
+	for party, ts := range held {
+		if err := m.o.Store.AdvanceChatCursor(ctx, party, ts); err != nil {
+			m.o.Logger.Warn("could not advance a chat cursor", "party_trade_pubkey", party, "error", err)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) specV1() pool.Spec {
@@ -342,10 +407,7 @@ func (m *Manager) handle(ctx context.Context, relayURL string, ev *nostr.Event) 
 		return err
 	}
 	if line.Form == mchat.FormV2 {
-		ts := min(int64(ev.CreatedAt), m.o.Now().Unix())
-		if err := m.o.Store.AdvanceChatCursor(ctx, c.party, ts); err != nil {
-			m.o.Logger.Warn("could not advance a chat cursor", "party_trade_pubkey", c.party, "error", err)
-		}
+		m.advanceV2Cursor(ctx, relayURL, c.party, min(int64(ev.CreatedAt), m.o.Now().Unix()))
 	}
 	if !inserted {
 		m.reject("duplicate_inner", ev, relayURL, c.party)

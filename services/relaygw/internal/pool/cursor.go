@@ -40,10 +40,19 @@ type CursoredOptions struct {
 }
 
 // Cursored builds a Spec that re-subscribes from cursor - margin and
-// advances the cursor after each batch with an accepted event (unless the
-// cursor is known to be there already: most batches carry events of the
-// same second, and a write that changes nothing still costs a
-// transaction).
+// moves the cursor to the newest accepted event, never back and never past
+// now.
+//
+// Until a relay has sent all its stored events (EOSE) after a
+// (re)subscribe, the newest accepted time is only held in memory: relays
+// send stored events newest first, so a connection cut before the EOSE can
+// leave older ones undelivered, and a stored cursor at the newest would
+// skip them on the next subscribe. The EOSE stores the held time; a
+// re-subscribe before it drops it (the next subscribe starts from the
+// stored cursor again). After the EOSE the cursor moves after each batch
+// with an accepted event, unless it is known to be there already (most
+// batches carry events of the same second, and a write that changes
+// nothing still costs a transaction).
 func Cursored(o CursoredOptions) Spec {
 	now := o.Now
 	if now == nil {
@@ -51,9 +60,36 @@ func Cursored(o CursoredOptions) Spec {
 	}
 	var mu sync.Mutex
 	advanced := map[string]int64{} // relay URL -> cursor known to be stored
+	phases := map[string]*phase{}  // relay URL -> the current subscription's
+	current := func(relayURL string) *phase {
+		p := phases[relayURL]
+		if p == nil {
+			p = &phase{}
+			phases[relayURL] = p
+		}
+		return p
+	}
+	advance := func(ctx context.Context, relayURL string, ts int64) error {
+		mu.Lock()
+		done := advanced[relayURL] >= ts
+		mu.Unlock()
+		if done {
+			return nil
+		}
+		if err := o.Cursors.Advance(ctx, o.Key, relayURL, ts); err != nil {
+			return fmt.Errorf("advance cursor: %w", err)
+		}
+		mu.Lock()
+		advanced[relayURL] = max(advanced[relayURL], ts)
+		mu.Unlock()
+		return nil
+	}
 	return Spec{
 		Key: o.Key,
 		Filters: func(ctx context.Context, relayURL string) (nostr.Filters, error) {
+			mu.Lock()
+			phases[relayURL] = &phase{} // a new subscription: before its EOSE
+			mu.Unlock()
 			ts, ok, err := o.Cursors.Load(ctx, o.Key, relayURL)
 			if err != nil {
 				return nil, fmt.Errorf("load cursor: %w", err)
@@ -79,18 +115,32 @@ func Cursored(o CursoredOptions) Spec {
 			}
 			ts := min(newest, now().Unix())
 			mu.Lock()
-			done := advanced[relayURL] >= ts
-			mu.Unlock()
-			if done {
+			p := current(relayURL)
+			if !p.stored {
+				p.held = max(p.held, ts)
+				mu.Unlock()
 				return nil
 			}
-			if err := o.Cursors.Advance(ctx, o.Key, relayURL, ts); err != nil {
-				return fmt.Errorf("advance cursor: %w", err)
-			}
-			mu.Lock()
-			advanced[relayURL] = max(advanced[relayURL], ts)
 			mu.Unlock()
-			return nil
+			return advance(ctx, relayURL, ts)
+		},
+		EndOfStored: func(ctx context.Context, relayURL string) error {
+			mu.Lock()
+			p := current(relayURL)
+			p.stored = true
+			held := p.held
+			mu.Unlock()
+			if held == 0 {
+				return nil
+			}
+			return advance(ctx, relayURL, held)
 		},
 	}
+}
+
+// phase is where one subscription on one relay is: before its EOSE (stored
+// false), with the newest accepted time held back, or after it.
+type phase struct {
+	stored bool
+	held   int64
 }

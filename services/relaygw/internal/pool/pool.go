@@ -91,6 +91,14 @@ type Spec struct {
 	// handler can store them in one transaction. Same contract as Handle
 	// for the whole batch.
 	HandleBatch func(ctx context.Context, relayURL string, evs []*nostr.Event) error
+	// EndOfStored, when set, is called once per (re)subscription on a
+	// relay when that relay has sent all its stored events (EOSE), after
+	// every one of them was handled. Until then a connection cut can leave
+	// older stored events undelivered (relays send the newest first), so
+	// a durable cursor must not move before it (see Cursored). An error
+	// is treated as a Handle error. Filters, Handle(Batch) and EndOfStored
+	// are never called concurrently for the same subscription and relay.
+	EndOfStored func(ctx context.Context, relayURL string) error
 }
 
 // maxBatch bounds how many back-to-back events HandleBatch gets at once.
@@ -155,7 +163,7 @@ func New(opts Options) *Pool {
 	}
 	p := &Pool{opts: opts, log: opts.Logger, specs: map[string]Spec{}, seen: newSeenSet(50000)}
 	for _, u := range opts.URLs {
-		p.conns = append(p.conns, &conn{url: u, pool: p, subs: map[string]*subRunner{}})
+		p.conns = append(p.conns, &conn{url: u, pool: p, subs: map[string]*subRunner{}, lastRun: map[string]chan struct{}{}})
 	}
 	if opts.Metrics != nil {
 		for _, c := range p.conns {
@@ -318,6 +326,11 @@ type conn struct {
 	lastEventAt    time.Time
 	failures       int64
 	lastError      string
+
+	// lastRun is, per subscription key, closed when the latest runner has
+	// returned: a new runner waits for its predecessor, so that one
+	// subscription's calls for this relay never overlap.
+	lastRun map[string]chan struct{}
 }
 
 type subRunner struct {
@@ -440,7 +453,15 @@ func (c *conn) startSub(spec Spec) {
 	sr := &subRunner{cancel: cancel, kick: make(chan struct{}, 1)}
 	c.subs[spec.Key] = sr
 	r := c.relay
-	go c.runSub(ctx, r, spec.Key, sr)
+	prev, done := c.lastRun[spec.Key], make(chan struct{})
+	c.lastRun[spec.Key] = done
+	go func() {
+		defer close(done)
+		if prev != nil {
+			<-prev // cancelled already (replaced or connection lost): ends soon
+		}
+		c.runSub(ctx, r, spec.Key, sr)
+	}()
 }
 
 func (c *conn) stopSub(key string) {
@@ -520,59 +541,87 @@ func (c *conn) subscribeOnce(ctx context.Context, r *nostr.Relay, spec Spec, kic
 	defer sub.Unsub()
 	// go-nostr hands events over one at a time through an unbuffered
 	// channel; a reader moves them into a buffer while the handler is busy
-	// (storing the previous batch), so a burst is handled together.
-	events := make(chan *nostr.Event, maxBatch)
+	// (storing the previous batch), so a burst is handled together. The
+	// reader also forwards the EOSE, in order: go-nostr signals it only
+	// once every stored event was taken from sub.Events, so the EOSE mark
+	// comes after all of them in the buffer, and the handler sees it once
+	// they are all handled.
+	items := make(chan subItem, maxBatch)
 	go func() {
-		defer close(events)
-		for ev := range sub.Events {
+		defer close(items)
+		eose := sub.EndOfStoredEvents
+		for {
+			var it subItem
 			select {
-			case events <- ev:
+			case ev, ok := <-sub.Events:
+				if !ok {
+					return
+				}
+				it.ev = ev
+			case <-eose:
+				eose = nil
+				it.eose = true
+			}
+			select {
+			case items <- it:
 			case <-sctx.Done():
 				return
 			}
 		}
 	}()
 	m := c.pool.opts.Metrics
-	eose := sub.EndOfStoredEvents
 	for {
 		select {
-		case ev, ok := <-events:
+		case it, ok := <-items:
 			if !ok {
 				return context.Cause(sub.Context)
 			}
 			// Take whatever else is already waiting, so a burst is handled
-			// (and stored) together rather than one event at a time.
-			batch := []*nostr.Event{ev}
-			closed := false
+			// (and stored) together rather than one event at a time; an
+			// EOSE ends the batch.
+			var batch []*nostr.Event
+			eose, closed := it.eose, false
+			if it.ev != nil {
+				batch = append(batch, it.ev)
+			}
 		drain:
-			for len(batch) < maxBatch {
+			for !eose && len(batch) < maxBatch {
 				select {
-				case more, ok := <-events:
+				case more, ok := <-items:
 					if !ok {
 						closed = true
 						break drain
 					}
-					batch = append(batch, more)
+					if more.eose {
+						eose = true
+						break drain
+					}
+					batch = append(batch, more.ev)
 				default:
 					break drain
 				}
 			}
-			now := time.Now()
-			c.mu.Lock()
-			c.lastEventAt = now
-			c.mu.Unlock()
-			if m != nil {
-				m.events.WithLabelValues(c.url).Add(float64(len(batch)))
-				m.lastEvent.WithLabelValues(c.url).Set(float64(now.Unix()))
+			if len(batch) > 0 {
+				now := time.Now()
+				c.mu.Lock()
+				c.lastEventAt = now
+				c.mu.Unlock()
+				if m != nil {
+					m.events.WithLabelValues(c.url).Add(float64(len(batch)))
+					m.lastEvent.WithLabelValues(c.url).Set(float64(now.Unix()))
+				}
+				if err := c.handle(ctx, spec, batch); err != nil {
+					return err
+				}
 			}
-			if err := c.handle(ctx, spec, batch); err != nil {
-				return err
+			if eose && spec.EndOfStored != nil {
+				if err := spec.EndOfStored(ctx, c.url); err != nil {
+					return fmt.Errorf("end of stored events: %w", err)
+				}
 			}
 			if closed {
 				return context.Cause(sub.Context)
 			}
-		case <-eose:
-			eose = nil
 		case reason := <-sub.ClosedReason:
 			return fmt.Errorf("closed by relay: %s", truncate(reason, 200))
 		case <-kick:
@@ -581,6 +630,13 @@ func (c *conn) subscribeOnce(ctx context.Context, r *nostr.Relay, spec Spec, kic
 			return ctx.Err()
 		}
 	}
+}
+
+// subItem is what a subscription's reader hands to its handler: one event,
+// or the relay's EOSE.
+type subItem struct {
+	ev   *nostr.Event
+	eose bool
 }
 
 // handle passes the not-yet-seen events of a batch to the spec's handler
