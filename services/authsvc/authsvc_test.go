@@ -19,6 +19,7 @@ import (
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/pgdbtest"
+	"github.com/serbero/serbero/services/authsvc"
 	"github.com/serbero/serbero/services/authsvc/prober"
 )
 
@@ -42,7 +43,7 @@ func leaderOf(t *testing.T, ins ...*instance) (leader *instance, others []*insta
 			}
 		}
 		return n == 1
-	}, 10*time.Second, 10*time.Millisecond, "exactly one replica runs the loop")
+	}, wait, 10*time.Millisecond, "exactly one replica runs the loop")
 	for _, in := range ins {
 		if in.svc.IsLoopHolder() {
 			leader = in
@@ -66,7 +67,8 @@ func TestTwoReplicasOneLoopConsistentAnswers(t *testing.T) {
 	leader, others := leaderOf(t, ins...)
 	follower := others[0]
 
-	// Never two loops: sample while the leader renews its lease a few times.
+	// Never two loops: sample for a while. (The lease TTL is 10 s, so only
+	// a stall of several seconds could move the loop during the sampling.)
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
 		require.False(t, ins[0].svc.IsLoopHolder() && ins[1].svc.IsLoopHolder(), "two loops")
@@ -76,15 +78,16 @@ func TestTwoReplicasOneLoopConsistentAnswers(t *testing.T) {
 
 	// The leader ran the initial check: node reachable, no take evidence,
 	// a standing probe. Both replicas say so.
-	require.Eventually(t, func() bool { return leader.state(t).GetProbeId() != "" }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return leader.state(t).GetProbeId() != "" }, wait, 10*time.Millisecond)
 	s := leader.state(t)
 	require.Equal(t, stUnknown, s.GetState())
 	require.Equal(t, authsvcv1.EvidenceKind_EVIDENCE_KIND_NODE_REACHABLE, s.GetEvidence().GetKind())
 	require.Contains(t, s.GetEvidence().GetSummary(), "protocol v2")
-	require.Eventually(t, func() bool { return follower.state(t).GetVersion() == s.GetVersion() }, time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return follower.state(t).GetVersion() == s.GetVersion() }, wait, 5*time.Millisecond)
 	require.Equal(t, s.GetProbeId(), follower.state(t).GetProbeId())
 
-	// An input on the follower: both answer the new state within a second.
+	// An input on the follower: both answer the new state (by NOTIFY; the
+	// fallback refresh is off).
 	ctx := context.Background()
 	resp, err := follower.client.ReportTakeOutcome(ctx, &authsvcv1.ReportTakeOutcomeRequest{
 		DisputeId: "5b3c2f9e-3a8f-4bd6-9f7e-1c2d3e4f5a6b", Outcome: authsvcv1.TakeOutcome_TAKE_OUTCOME_TOOK,
@@ -94,7 +97,7 @@ func TestTwoReplicasOneLoopConsistentAnswers(t *testing.T) {
 	require.Equal(t, stAuthorized, resp.GetState().GetState())
 	for _, in := range ins {
 		require.Eventually(t, func() bool { return in.state(t).GetVersion() == resp.GetState().GetVersion() },
-			time.Second, 5*time.Millisecond, "replica %s", in.name)
+			wait, 5*time.Millisecond, "replica %s", in.name)
 		require.Equal(t, stAuthorized, in.state(t).GetState())
 		require.Equal(t, authsvcv1.EvidenceKind_EVIDENCE_KIND_TOOK_DISPUTE, in.state(t).GetEvidence().GetKind())
 	}
@@ -104,7 +107,7 @@ func TestTwoReplicasOneLoopConsistentAnswers(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, stUnauthorized, lost.GetState().GetState())
 	require.Equal(t, int32(1), lost.GetState().GetAttempt())
-	require.Eventually(t, func() bool { return follower.state(t).GetVersion() >= lost.GetState().GetVersion() }, time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return follower.state(t).GetVersion() >= lost.GetState().GetVersion() }, wait, 5*time.Millisecond)
 	require.Equal(t, 1, auditCount(t, db, "auth_retry_attempt"))
 	require.Zero(t, auditCount(t, db, "auth_retry_recovered"), "the initial check passing writes no audit row")
 }
@@ -114,26 +117,32 @@ func TestLoopMovesWhenTheHolderDiesAndStateSurvivesRestart(t *testing.T) {
 	db := pgdbtest.NewDB(t)
 	rg := newFakeRelaygw()
 	rg.set(func(f *fakeRelaygw) { f.infoErr = status.Error(codes.NotFound, "no info event yet") })
-	a := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: fastTuning("a"), mutate: manyAttempts})
-	b := startInstance(t, db, "b", instanceOpts{relaygw: rg, tuning: fastTuning("b"), mutate: manyAttempts})
+	// A short lease: this test measures how the loop moves.
+	const ttl = 2 * time.Second
+	tuning := func(name string) authsvc.Tuning { tun := fastTuning(name); tun.LeaseTTL = ttl; return tun }
+	a := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: tuning("a"), mutate: manyAttempts})
+	b := startInstance(t, db, "b", instanceOpts{relaygw: rg, tuning: tuning("b"), mutate: manyAttempts})
 	leader, others := leaderOf(t, a, b)
 	follower := others[0]
 
 	// The node is unreachable: every attempt fails, one every 200-400 ms.
-	require.Eventually(t, func() bool { return leader.state(t).GetAttempt() >= 3 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return leader.state(t).GetAttempt() >= 3 }, wait, 10*time.Millisecond)
 	require.Equal(t, stUnauthorized, leader.state(t).GetState())
 
 	leader.crash()
 	crashedAt := time.Now()
 	atCrash := follower.state(t).GetAttempt()
-	require.Eventually(t, follower.svc.IsLoopHolder, 5*time.Second, 5*time.Millisecond, "the loop moves")
+	require.Eventually(t, follower.svc.IsLoopHolder, wait, 5*time.Millisecond, "the loop moves")
 	moved := time.Since(crashedAt)
-	t.Logf("loop moved %s after the holder died (lease ttl 900ms)", moved)
-	require.Eventually(t, func() bool { return follower.state(t).GetAttempt() >= atCrash+3 }, 10*time.Second, 10*time.Millisecond,
+	t.Logf("loop moved %s after the holder died (lease ttl %s)", moved, ttl)
+	require.Eventually(t, func() bool { return follower.state(t).GetAttempt() >= atCrash+3 }, wait, 10*time.Millisecond,
 		"the cycle goes on where it was")
 
 	// One loop at a time: every attempt has exactly one row, numbered 1..n.
 	follower.stop() // a clean stop releases the lease at once
+	var holder string
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT holder FROM authsvc_lease`).Scan(&holder))
+	require.Empty(t, holder, "the lease was released")
 	final := attemptNumbers(t, db)
 	for i, n := range final {
 		require.Equal(t, i+1, n, "attempt rows are 1..n without duplicates or gaps")
@@ -144,11 +153,11 @@ func TestLoopMovesWhenTheHolderDiesAndStateSurvivesRestart(t *testing.T) {
 	s := c.state(t)
 	require.Equal(t, stUnauthorized, s.GetState())
 	require.GreaterOrEqual(t, int(s.GetAttempt()), len(final))
-	require.Eventually(t, c.svc.IsLoopHolder, 2*time.Second, 5*time.Millisecond, "a released lease is taken at once")
+	require.Eventually(t, c.svc.IsLoopHolder, wait, 5*time.Millisecond, "a released lease is taken")
 	rg.set(func(f *fakeRelaygw) { f.infoErr = nil; f.registered = true })
 	require.Eventually(t, func() bool {
 		return c.state(t).GetProbeId() != ""
-	}, 5*time.Second, 10*time.Millisecond)
+	}, wait, 10*time.Millisecond)
 	require.Greater(t, int(c.state(t).GetAttempt()), len(final), "numbering continues after the restart")
 }
 
@@ -179,7 +188,7 @@ func TestWatchState(t *testing.T) {
 	db := pgdbtest.NewDB(t)
 	rg := newFakeRelaygw()
 	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: fastTuning("a")})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 	defer cancel()
 	stream, err := in.client.WatchState(ctx, &authsvcv1.WatchStateRequest{})
 	require.NoError(t, err)
@@ -214,7 +223,9 @@ func TestProberRecoversOnceTheSolverIsRegistered(t *testing.T) {
 	t.Parallel()
 	db := pgdbtest.NewDB(t)
 	rg := newFakeRelaygw()
-	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: fastTuning("a")})
+	// Many attempts: a slow run must not spend the budget before the
+	// operator registers Serbero.
+	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: fastTuning("a"), mutate: manyAttempts})
 
 	var (
 		mu   sync.Mutex
@@ -237,7 +248,7 @@ func TestProberRecoversOnceTheSolverIsRegistered(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	// Not registered: the probe's take is refused with invalid_pubkey.
-	require.Eventually(t, func() bool { return in.state(t).GetState() == stUnauthorized }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return in.state(t).GetState() == stUnauthorized }, wait, 10*time.Millisecond)
 	s := in.state(t)
 	require.Equal(t, authsvcv1.EvidenceKind_EVIDENCE_KIND_CANT_DO_INVALID_PUBKEY, s.GetEvidence().GetKind())
 	require.Contains(t, s.GetLastError(), "cant-do invalid_pubkey")
@@ -245,7 +256,7 @@ func TestProberRecoversOnceTheSolverIsRegistered(t *testing.T) {
 
 	// The operator registers Serbero; the next probe proves it.
 	rg.set(func(f *fakeRelaygw) { f.registered = true })
-	require.Eventually(t, func() bool { return in.state(t).GetState() == stAuthorized }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return in.state(t).GetState() == stAuthorized }, wait, 10*time.Millisecond)
 	s = in.state(t)
 	require.Equal(t, authsvcv1.EvidenceKind_EVIDENCE_KIND_TOOK_DISPUTE, s.GetEvidence().GetKind())
 	require.Equal(t, 1, auditCount(t, db, "auth_retry_recovered"))
@@ -362,7 +373,7 @@ func TestProbeWithNothingEligible(t *testing.T) {
 	ctx := context.Background()
 
 	// Unknown with a standing probe: a quiet node is not a failure.
-	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, wait, 10*time.Millisecond)
 	require.Nil(t, in.state(t).GetProbeDeadline(), "the standing probe has no deadline")
 	require.Zero(t, auditCount(t, db, "auth_retry_attempt"))
 
@@ -372,16 +383,18 @@ func TestProbeWithNothingEligible(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		return in.state(t).GetEvidence().GetKind() == authsvcv1.EvidenceKind_EVIDENCE_KIND_PROBE_UNCLAIMED
-	}, 10*time.Second, 10*time.Millisecond)
+	}, wait, 10*time.Millisecond)
 	require.Contains(t, in.state(t).GetLastError(), "no eligible dispute")
 }
 
 func TestClaimAndReportValidation(t *testing.T) {
 	t.Parallel()
 	db := pgdbtest.NewDB(t)
-	in := startInstance(t, db, "a", instanceOpts{relaygw: newFakeRelaygw(), tuning: fastTuning("a")})
+	tun := fastTuning("a")
+	tun.ClaimWait = time.Hour // the claims below must find the probe still claimed
+	in := startInstance(t, db, "a", instanceOpts{relaygw: newFakeRelaygw(), tuning: tun})
 	ctx := context.Background()
-	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, wait, 10*time.Millisecond)
 	probe := in.state(t).GetProbeId()
 
 	_, err := in.client.ReportTakeOutcome(ctx, &authsvcv1.ReportTakeOutcomeRequest{Outcome: authsvcv1.TakeOutcome_TAKE_OUTCOME_TOOK})
@@ -423,7 +436,9 @@ func TestTakeOutcomeClassification(t *testing.T) {
 	t.Parallel()
 	db := pgdbtest.NewDB(t)
 	rg := newFakeRelaygw()
-	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: fastTuning("a")})
+	tun := fastTuning("a")
+	tun.ProbeWait = time.Hour // attempt 2's probe must not expire and replace the last error checked below
+	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: tun})
 	ctx := context.Background()
 	cantDo := authsvcv1.TakeOutcome_TAKE_OUTCOME_CANT_DO
 	// Sequential: each report starts from the previous state.
@@ -512,10 +527,12 @@ func TestResetTerminatedStartsAFreshCycle(t *testing.T) {
 	db := pgdbtest.NewDB(t)
 	rg := newFakeRelaygw()
 	rg.set(func(f *fakeRelaygw) { f.version = 3 })
-	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: fastTuning("a"), mutate: func(c *config.Config) {
+	tun := fastTuning("a")
+	tun.ProbeWait = time.Hour // the new cycle's probe must stay open while its attempt number is checked
+	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: tun, mutate: func(c *config.Config) {
 		c.Mediation.SolverAuthRetryMaxAttempts = 3
 	}})
-	require.Eventually(t, func() bool { return in.state(t).GetState() == stTerminated }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return in.state(t).GetState() == stTerminated }, wait, 10*time.Millisecond)
 	s := in.state(t)
 	require.Contains(t, s.GetLastError(), "unsupported protocol version 3")
 	require.Equal(t, 3, auditCount(t, db, "auth_retry_attempt"))
@@ -529,7 +546,7 @@ func TestResetTerminatedStartsAFreshCycle(t *testing.T) {
 	require.Equal(t, stUnauthorized, resp.GetState().GetState())
 	require.Equal(t, int32(0), resp.GetState().GetAttempt())
 	// Attempt 1 of the new cycle runs at once and grants a probe.
-	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, wait, 10*time.Millisecond)
 	require.Equal(t, int32(1), in.state(t).GetAttempt())
 }
 
@@ -581,12 +598,12 @@ func TestMissingNodeInfoRightAfterStartIsRetried(t *testing.T) {
 	tun.StartupGrace = time.Minute
 	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: tun})
 
-	require.Eventually(t, func() bool { return rg.infoCallCount() >= 3 }, 5*time.Second, 10*time.Millisecond, "retried")
+	require.Eventually(t, func() bool { return rg.infoCallCount() >= 3 }, wait, 10*time.Millisecond, "retried")
 	require.Equal(t, stUnknown, in.state(t).GetState(), "relaygw has not heard from the node yet: nothing counted")
 	require.Zero(t, auditCount(t, db, "auth_retry_attempt"))
 
 	rg.set(func(f *fakeRelaygw) { f.infoErr = nil })
-	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, wait, 10*time.Millisecond)
 	require.Equal(t, stUnknown, in.state(t).GetState())
 	require.Zero(t, auditCount(t, db, "auth_retry_attempt"))
 }
@@ -597,13 +614,13 @@ func TestRefreshCatchesAChangeWithoutNotification(t *testing.T) {
 	tun := fastTuning("a")
 	tun.RefreshInterval = 200 * time.Millisecond
 	in := startInstance(t, db, "a", instanceOpts{relaygw: newFakeRelaygw(), tuning: tun})
-	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return in.state(t).GetProbeId() != "" }, wait, 10*time.Millisecond)
 	before := in.state(t)
 
 	// A change committed without NOTIFY (as if the notification was lost).
 	_, err := db.Pool.Exec(context.Background(),
 		`UPDATE authsvc_state SET version = version + 1, evidence_summary = 'changed behind the listener''s back'`)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return in.state(t).GetVersion() == before.GetVersion()+1 }, time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return in.state(t).GetVersion() == before.GetVersion()+1 }, wait, 10*time.Millisecond)
 	require.Equal(t, "changed behind the listener's back", in.state(t).GetEvidence().GetSummary())
 }

@@ -54,10 +54,13 @@ type instanceOpts struct {
 	logger  *slog.Logger
 }
 
-// fastTuning makes a cycle run in well under a second per attempt.
+// fastTuning makes a cycle run in well under a second per attempt. The
+// lease TTL is long: a replica stalled by a loaded machine must not lose
+// the loop to another in a test that does not measure failover (those set
+// their own TTL).
 func fastTuning(name string) authsvc.Tuning {
 	return authsvc.Tuning{
-		LeaseTTL:         900 * time.Millisecond,
+		LeaseTTL:         10 * time.Second,
 		RefreshInterval:  time.Second,
 		ProbeWait:        2 * time.Second,
 		ClaimWait:        5 * time.Second,
