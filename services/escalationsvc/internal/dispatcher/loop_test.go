@@ -163,8 +163,11 @@ INSERT INTO handoffs (handoff_event_id, dispute_id, payload_json) SELECT id, 'd-
 		run(t, d)
 		<-entered
 		other := e.dispatcher(newMemSender(), []config.SolverConfig{writeSolver(key(1))}, false)
-		require.Never(t, func() bool { return e.cycle(other) > 0 }, 4*claim, 20*time.Millisecond,
-			"a live replica's claim is extended, never rescued")
+		// Polled here rather than with require.Never, whose condition runs
+		// in a goroutine it does not wait for (a cycle could outlive it).
+		for deadline := time.Now().Add(4 * claim); time.Now().Before(deadline); {
+			require.Zero(t, e.cycle(other), "a live replica's claim is extended, never rescued")
+		}
 		close(release)
 		require.Eventually(t, func() bool { return e.queueRow(h.ID).Status == handoff.StatusDone }, 5*time.Second, 10*time.Millisecond)
 		require.Len(t, slow.Bodies(key(1)), 1)
