@@ -24,7 +24,8 @@ import (
 	"github.com/serbero/serbero/services/escalationsvc"
 )
 
-const solverHex = "1111111111111111111111111111111111111111111111111111111111111111"
+// solverHex is a valid x-only public key (that of secret key 1).
+const solverHex = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
 
 // okRelaygw accepts every DM (a stand-in for relaygw where only the
 // service's wiring is under test).

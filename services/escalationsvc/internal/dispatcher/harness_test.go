@@ -3,13 +3,13 @@ package dispatcher
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nbd-wtf/go-nostr"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -294,5 +294,11 @@ func readSolver(pk string) config.SolverConfig {
 	return config.SolverConfig{Pubkey: pk, Permission: config.PermissionRead}
 }
 
-// key returns a distinct valid pubkey-shaped hex string per n.
-func key(n int) string { return strings.Repeat(fmt.Sprintf("%x", n%16), 63) + "a" }
+// key returns a distinct valid public key per n (that of secret key n+1).
+func key(n int) string {
+	pk, err := nostr.GetPublicKey(fmt.Sprintf("%064x", n+1))
+	if err != nil {
+		panic(err)
+	}
+	return pk
+}
