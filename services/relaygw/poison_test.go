@@ -8,6 +8,8 @@ import (
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/stretchr/testify/require"
 
+	"github.com/serbero/serbero/pkg/mostro/chat"
+	"github.com/serbero/serbero/pkg/testkit/fakeparty"
 	"github.com/serbero/serbero/services/relaygw/relaygwtest"
 )
 
@@ -29,4 +31,23 @@ func TestNulBytesDoNotStallTheDisputeStream(t *testing.T) {
 	require.Equal(t, good.ID, col.next(t).GetEventId(), "the good event streams; the bad ones are refused, not stored")
 	require.Equal(t, 2.0, h.Metric(t, "serbero_relaygw_events_rejected_total", "reason", "unstorable_text"))
 	col.none(t, 200*time.Millisecond)
+}
+
+// A party's chat line Postgres cannot store (a NUL byte) is refused; the
+// lines after it, on every channel, still arrive.
+func TestNulByteChatLineDoesNotStallChat(t *testing.T) {
+	t.Parallel()
+	h := relaygwtest.Start(t, relaygwtest.Options{})
+	buyer := fakeparty.New(t, h.Relay.URL())
+	ch := buyer.SetSolver(h.Serbero.PublicKey())
+	s, _ := streamChat(t, h, 0, buyer.Pubkey())
+	waitChatSubscribed(t, h, ch)
+
+	buyer.Send(chat.FormV2, "nul\x00byte")
+	buyer.Send(chat.FormV1, "nul\x00byte, legacy form")
+	_, after := buyer.Send(chat.FormV2, "after the bad ones")
+	got := s.next(t)
+	require.Equal(t, after.ID, got.GetInnerEventId())
+	require.Eventually(t, func() bool { return rejected(t, h, "unstorable_text") == 2 }, wait, 10*time.Millisecond)
+	s.none(t, 200*time.Millisecond)
 }

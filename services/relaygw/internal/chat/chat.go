@@ -44,6 +44,7 @@ import (
 	"github.com/serbero/serbero/services/relaygw/internal/notify"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
 	"github.com/serbero/serbero/services/relaygw/internal/store"
+	"github.com/serbero/serbero/services/relaygw/internal/verify"
 )
 
 // Subscription keys.
@@ -127,7 +128,7 @@ func New(o Options) (*Manager, error) {
 			Help: "Inbound dispute-chat lines accepted and stored, by wire form (v1, v2).",
 		}, []string{"form"}),
 	}
-	for _, r := range append(mchat.Reasons(), "unknown_channel", "duplicate_outer", "rate_limited", "duplicate_inner") {
+	for _, r := range append(mchat.Reasons(), "unknown_channel", "duplicate_outer", "rate_limited", "duplicate_inner", string(verify.Unstorable)) {
 		m.rejected.WithLabelValues(r)
 	}
 	m.accepted.WithLabelValues("v1")
@@ -396,6 +397,12 @@ func (m *Manager) handle(ctx context.Context, relayURL string, ev *nostr.Event) 
 			reason = "invalid"
 		}
 		m.reject(reason, ev, relayURL, c.party)
+		return nil
+	}
+	if !verify.StorableText(line.Inner.Content) {
+		// A party can send anything; text Postgres cannot hold would fail
+		// every retry and stall every channel's subscription.
+		m.reject(string(verify.Unstorable), ev, relayURL, c.party)
 		return nil
 	}
 	_, inserted, err := m.o.Store.InsertChatLine(ctx, store.ChatLine{
