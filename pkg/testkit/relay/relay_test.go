@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,7 +130,12 @@ func TestRelayFilters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			require.Equal(t, tt.want, ids(query(t, c, tt.filter)))
+			// The relay answers in its order (newest first); go-nostr hands
+			// each event to the subscriber in its own goroutine, so over the
+			// wire only the set is certain. The order is checked on the
+			// relay's own answer.
+			require.ElementsMatch(t, tt.want, ids(query(t, c, tt.filter)))
+			require.Equal(t, tt.want, ids(r.Events(tt.filter)))
 		})
 	}
 }
@@ -242,7 +248,11 @@ func TestRelayIncomingFaults(t *testing.T) {
 		t.Parallel()
 		r := relay.Start(t)
 		e := signed(t, sk, 1, nostr.Now(), nil, "x")
-		e.Sig = e.Sig[:len(e.Sig)-2] + "00"
+		last := "00"
+		if strings.HasSuffix(e.Sig, last) {
+			last = "01"
+		}
+		e.Sig = e.Sig[:len(e.Sig)-2] + last // always a different signature
 		require.ErrorContains(t, r.Publish(context.Background(), e), "invalid")
 	})
 }
