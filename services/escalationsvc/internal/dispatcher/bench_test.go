@@ -24,9 +24,9 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkDispatch -benchtime 1x ./internal/dispatcher/
 //
-// latency: one replica, handoffs committed one by one at 50/s (like
-// mediationsvc would), p50/p99 from each commit to its DM reaching the
-// solver; drain: 1, 2 and 3 replicas (each with its own pool) drain a
+// latency: 1, 2 and 3 replicas, handoffs committed one by one at 50/s
+// (like mediationsvc would), p50/p99 from each commit to its DM reaching
+// the solver; drain: 1, 2 and 3 replicas (each with its own pool) drain a
 // pre-filled queue, handoffs/s. Sends are free (an in-memory relaygw: the
 // dispatcher and Postgres alone), or take a simulated relay round trip
 // (rtt100ms: what relaygw waits for a remote relay's OK; replicas then add
@@ -130,8 +130,8 @@ func waitListening(b *testing.B, e *env, n int) {
 }
 
 // benchLatency commits count handoffs at rate per second, one per
-// transaction, with one replica running, and reports commit-to-DM latency.
-func benchLatency(b *testing.B, sender Sender, stamps func() map[string]time.Time, wait func(), solvers []config.SolverConfig, e *env, count int, rate float64) {
+// transaction, with replicas running, and reports commit-to-DM latency.
+func benchLatency(b *testing.B, sender Sender, stamps func() map[string]time.Time, wait func(), solvers []config.SolverConfig, e *env, count int, rate float64, replicas int) {
 	b.Helper()
 	ctx := context.Background()
 	_, err := e.pool.Exec(ctx, `INSERT INTO disputes (dispute_id, event_id, mostro_pubkey, initiator_role, event_timestamp, detected_at, lifecycle_state)
@@ -139,9 +139,9 @@ SELECT 'd-' || i, 'ev-' || i, 'mostro', 'buyer', 1, 1, 'notified' FROM generate_
 	if err != nil {
 		b.Fatal(err)
 	}
-	stop := startReplicas(b, e, 1, sender, solvers, 0)
+	stop := startReplicas(b, e, replicas, sender, solvers, 0)
 	defer stop()
-	waitListening(b, e, 1)
+	waitListening(b, e, replicas)
 	committed := make(map[string]time.Time, count)
 	interval := time.Duration(float64(time.Second) / rate)
 	next := time.Now()
@@ -238,35 +238,35 @@ func relaygwSink(b *testing.B, e *env, want int) sink {
 	return sink{sender: h.Client, solvers: []config.SolverConfig{writeSolver(solver.Pubkey())}, stamps: stamps}
 }
 
+// newSink returns the sink of a send mode: free, rtt100ms or relaygw.
+func newSink(b *testing.B, e *env, mode string, want int) sink {
+	switch mode {
+	case "free":
+		return memSink(0, want)
+	case "rtt100ms":
+		return memSink(100*time.Millisecond, want)
+	default:
+		return relaygwSink(b, e, want)
+	}
+}
+
 func BenchmarkDispatch(b *testing.B) {
 	const latencyCount, drainCount = 250, 1500
-	latency := func(b *testing.B, e *env, k sink) {
-		benchLatency(b, k.sender, func() map[string]time.Time { return k.stamps.at }, func() { k.stamps.wait(b, time.Minute) },
-			k.solvers, e, latencyCount, 50)
+	for _, mode := range []string{"free", "rtt100ms", "relaygw"} {
+		for replicas := 1; replicas <= 3; replicas++ {
+			b.Run(fmt.Sprintf("latency/sends=%s/replicas=%d/rate=50", mode, replicas), func(b *testing.B) {
+				e := newEnv(b)
+				k := newSink(b, e, mode, latencyCount)
+				benchLatency(b, k.sender, func() map[string]time.Time { return k.stamps.at }, func() { k.stamps.wait(b, time.Minute) },
+					k.solvers, e, latencyCount, 50, replicas)
+			})
+		}
 	}
-	b.Run("latency/sends=free/replicas=1/rate=50", func(b *testing.B) {
-		latency(b, newEnv(b), memSink(0, latencyCount))
-	})
-	b.Run("latency/sends=rtt100ms/replicas=1/rate=50", func(b *testing.B) {
-		latency(b, newEnv(b), memSink(100*time.Millisecond, latencyCount))
-	})
-	b.Run("latency/sends=relaygw/replicas=1/rate=50", func(b *testing.B) {
-		e := newEnv(b)
-		latency(b, e, relaygwSink(b, e, latencyCount))
-	})
 	for _, mode := range []string{"free", "rtt100ms", "relaygw"} {
 		for replicas := 1; replicas <= 3; replicas++ {
 			b.Run(fmt.Sprintf("drain/sends=%s/replicas=%d", mode, replicas), func(b *testing.B) {
 				e := newEnv(b)
-				var k sink
-				switch mode {
-				case "free":
-					k = memSink(0, drainCount)
-				case "rtt100ms":
-					k = memSink(100*time.Millisecond, drainCount)
-				default:
-					k = relaygwSink(b, e, drainCount)
-				}
+				k := newSink(b, e, mode, drainCount)
 				benchDrain(b, k.sender, func() { k.stamps.wait(b, 5*time.Minute) }, k.solvers, e, drainCount, replicas, 16)
 			})
 		}
