@@ -44,7 +44,11 @@
 //     backoff, except an invalid pubkey. A dispute whose initial DMs reached
 //     nobody stays new and the re-notification timer retries it (the
 //     reference left it stuck); so does one recorded while no solver was
-//     configured, once solvers are.
+//     configured, once solvers are. The retry goes only to solvers whose
+//     pubkey is valid: an invalid one keeps the single failed row of the
+//     first attempt (it cannot become valid before a restart with a fixed
+//     configuration, and is logged at startup); with no valid solver the
+//     dispute stays new, as with no solver at all.
 //   - Re-notification: every renotification_check_interval_seconds (0 means
 //     1), each notified dispute last notified more than
 //     renotification_seconds ago gets the re-notification DM, one batch per

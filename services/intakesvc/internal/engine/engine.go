@@ -146,14 +146,28 @@ type Engine struct {
 	// batches (one transaction for whatever senders finished meanwhile).
 	completions chan *completion
 
+	// reachable are the configured solvers whose pubkey a DM can be
+	// addressed to (config order); invalid are the others, reported at
+	// startup. An invalid pubkey stays invalid until the configuration
+	// changes (a restart), so only reachable solvers are retried.
+	reachable []string
+	invalid   []invalidSolver
+
 	idMu      sync.Mutex
 	serberoPK string
+}
+
+// invalidSolver is a configured solver whose pubkey no DM can be addressed to.
+type invalidSolver struct {
+	index  int
+	pubkey string
+	err    error
 }
 
 // New builds an engine.
 func New(cfg Config, log *slog.Logger, st *store.Store, rg relaygwv1.RelayGatewayServiceClient, m *Metrics, changes *Broadcast) *Engine {
 	cfg.defaults()
-	return &Engine{
+	e := &Engine{
 		cfg: cfg, log: log, st: st, rg: rg, m: m, changes: changes,
 		work:        make(chan int64, 4096),
 		claimed:     make(chan store.Job, cfg.Workers),
@@ -161,6 +175,14 @@ func New(cfg Config, log *slog.Logger, st *store.Store, rg relaygwv1.RelayGatewa
 		poke:        make(chan struct{}, 1),
 		completions: make(chan *completion, cfg.Workers),
 	}
+	for i, pk := range cfg.Solvers {
+		if _, err := normalizeSolver(pk); err != nil {
+			e.invalid = append(e.invalid, invalidSolver{index: i, pubkey: pk, err: err})
+			continue
+		}
+		e.reachable = append(e.reachable, pk)
+	}
+	return e
 }
 
 // readyJob is a job leased with its insert, waiting for a sender since at.
@@ -173,6 +195,14 @@ type readyJob struct {
 func (e *Engine) Run(ctx context.Context) error {
 	if len(e.cfg.Solvers) == 0 {
 		e.log.Warn("no solvers configured; disputes will be persisted but no notifications sent")
+	}
+	for _, inv := range e.invalid {
+		// Solver pubkeys are public; the error says what is wrong with it.
+		e.log.Error("invalid solver pubkey: this solver cannot be notified until the configuration is fixed",
+			"index", inv.index, "solver", inv.pubkey, "error", inv.err)
+	}
+	if len(e.cfg.Solvers) > 0 && len(e.reachable) == 0 {
+		e.log.Warn("no configured solver has a valid pubkey; disputes will be persisted but stay new (nobody can be notified)")
 	}
 	var wg, senders sync.WaitGroup
 	start := func(f func(context.Context)) {
@@ -765,10 +795,13 @@ func (e *Engine) process(ctx context.Context, job store.Job) (int64, bool) {
 		e.changes.Fire()
 	}
 	if res.BatchReachedNobody {
-		if job.NotifType == message.TypeRenotification {
+		switch {
+		case job.NotifType == message.TypeRenotification:
 			log.Warn("all re-notification sends failed; keeping last_notified_at so the next tick retries")
-		} else {
-			log.Warn("all initial notification sends failed; the dispute stays new and the next tick retries")
+		case len(e.reachable) == 0:
+			log.Warn("all initial notification sends failed; the dispute stays new and is not retried: no configured solver has a valid pubkey")
+		default:
+			log.Warn("all initial notification sends failed; the dispute stays new and the next tick retries (solvers with a valid pubkey only)")
 		}
 	}
 	return next, true
@@ -971,7 +1004,10 @@ func (e *Engine) Tick(ctx context.Context) {
 	total := 0
 	const batch = 200
 	for ctx.Err() == nil {
-		due, err := e.st.ClaimDue(ctx, now, e.cfg.RenotifyAfter, e.cfg.Solvers, true, batch)
+		// Re-notifications go to every configured solver (spec 10 §A8: an
+		// invalid pubkey gets its failed row each period); an initial retry
+		// only to those a DM can reach.
+		due, err := e.st.ClaimDue(ctx, now, e.cfg.RenotifyAfter, e.cfg.Solvers, e.reachable, batch)
 		if err != nil {
 			if ctx.Err() == nil {
 				e.log.Warn("renotification cycle failed", "error", err)

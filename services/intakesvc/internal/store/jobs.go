@@ -412,18 +412,23 @@ type DueBatch struct {
 }
 
 // ClaimDue creates the notification batches due at now: a re-notification
-// for every notified dispute last notified (and last claimed) more than
-// renotifyAfter ago, and, when retryNew, a new attempt of the initial
-// notification for every new dispute whose last batch reached nobody (or
-// that was recorded while no solver was configured). A re-notification
-// batch is always a new period (new idempotency keys, body with now's
-// time_elapsed_seconds), including after a period that reached nobody; an
-// initial retry reuses period 0's keys and its unchanged body. Rows are claimed with
+// to every solver in solvers for every notified dispute last notified (and
+// last claimed) more than renotifyAfter ago, and, when retrySolvers is not
+// empty, a new attempt of the initial notification to retrySolvers for
+// every new dispute whose last batch reached nobody (or that was recorded
+// while no solver was configured). retrySolvers are the solvers a DM can
+// be addressed to: a solver whose pubkey is invalid got its failed row at
+// the first attempt, and trying it again every tick would only add one
+// more; with none left, a new dispute stays new, untouched. A
+// re-notification batch is always a new period (new idempotency keys, body
+// with now's time_elapsed_seconds), including after a period that reached
+// nobody; an initial retry reuses period 0's keys and its unchanged body.
+// Rows are claimed with
 // FOR NO KEY UPDATE SKIP LOCKED and stamped in the same transaction, so concurrent
 // replicas never create two batches for one period. At most limit disputes
 // are claimed per call.
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, renotifyAfter time.Duration, solvers []string,
-	retryNew bool, limit int) ([]DueBatch, error) {
+	retrySolvers []string, limit int) ([]DueBatch, error) {
 	if len(solvers) == 0 {
 		return nil, nil
 	}
@@ -439,7 +444,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, renotifyAfter time.
 			  AND NOT EXISTS (SELECT 1 FROM intake_notification_jobs j WHERE j.dispute_id = d.dispute_id
 			      AND j.done_at IS NULL AND j.notif_type IN ('initial', 're-notification'))
 			ORDER BY dispute_id LIMIT $3
-			FOR NO KEY UPDATE SKIP LOCKED`, cutoff, retryNew, limit)
+			FOR NO KEY UPDATE SKIP LOCKED`, cutoff, len(retrySolvers) > 0, limit)
 		if err != nil {
 			return fmt.Errorf("scan due disputes: %w", err)
 		}
@@ -458,7 +463,9 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, renotifyAfter time.
 		for _, d := range list {
 			b := DueBatch{DisputeID: d.id}
 			var body string
+			to := solvers
 			if d.state == string(lifecycle.New) {
+				to = retrySolvers
 				// The initial body never changes (initiator_role and
 				// event_timestamp are written once), so a retry under the
 				// same keys asks relaygw for the very same DM.
@@ -474,7 +481,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, renotifyAfter time.
 				body = message.Renotification(d.id, unix-d.eventTS)
 			}
 			ids, _, err := insertBatch(ctx, tx, newBatch{disputeID: d.id, notifType: b.NotifType, period: b.Period,
-				body: &body, solvers: solvers, batchAt: unix})
+				body: &body, solvers: to, batchAt: unix})
 			if err != nil {
 				return fmt.Errorf("queue %s: %w", b.NotifType, err)
 			}

@@ -160,7 +160,7 @@ func TestApplyRevisionNoSolvers(t *testing.T) {
 	require.Equal(t, route.Detected, res.Decision.Outcome)
 	require.Empty(t, res.JobIDs)
 	require.Equal(t, 0, count(t, db.Pool, `SELECT count(*) FROM intake_notification_jobs`))
-	due, err := s.ClaimDue(context.Background(), t0.Add(time.Hour), time.Second, nil, true, 10)
+	due, err := s.ClaimDue(context.Background(), t0.Add(time.Hour), time.Second, nil, nil, 10)
 	require.NoError(t, err)
 	require.Empty(t, due)
 }
@@ -465,7 +465,7 @@ func TestInitialThatReachedNobodyIsRetried(t *testing.T) {
 	res, err := s.ApplyRevision(ctx, rev("d", "e1", 100, "initiated", 1), []string{"s1"}, t0)
 	require.NoError(t, err)
 	// Not due while the first batch is pending.
-	due, err := s.ClaimDue(ctx, t0.Add(time.Hour), 300*time.Second, []string{"s1"}, true, 10)
+	due, err := s.ClaimDue(ctx, t0.Add(time.Hour), 300*time.Second, []string{"s1"}, []string{"s1"}, 10)
 	require.NoError(t, err)
 	require.Empty(t, due)
 	jobs := claimAll(t, s, res.JobIDs)
@@ -474,10 +474,10 @@ func TestInitialThatReachedNobodyIsRetried(t *testing.T) {
 	require.True(t, cr.BatchReachedNobody)
 
 	// Not retried when the caller says not to (no solvers).
-	due, err = s.ClaimDue(ctx, t0.Add(time.Second), 300*time.Second, []string{"s1"}, false, 10)
+	due, err = s.ClaimDue(ctx, t0.Add(time.Second), 300*time.Second, []string{"s1"}, nil, 10)
 	require.NoError(t, err)
 	require.Empty(t, due)
-	due, err = s.ClaimDue(ctx, t0.Add(time.Second), 300*time.Second, []string{"s1"}, true, 10)
+	due, err = s.ClaimDue(ctx, t0.Add(time.Second), 300*time.Second, []string{"s1"}, []string{"s1"}, 10)
 	require.NoError(t, err)
 	require.Len(t, due, 1)
 	require.Equal(t, "initial", due[0].NotifType)
@@ -515,7 +515,7 @@ func TestClaimDueSelectsOnlyUnattended(t *testing.T) {
 	require.NoError(t, err)
 
 	now := t0.Add(301 * time.Second)
-	due, err := s.ClaimDue(ctx, now, 300*time.Second, sv, true, 10)
+	due, err := s.ClaimDue(ctx, now, 300*time.Second, sv, sv, 10)
 	require.NoError(t, err)
 	require.Len(t, due, 1)
 	require.Equal(t, store.DueBatch{DisputeID: "old", NotifType: "re-notification", Period: 1, JobIDs: due[0].JobIDs}, due[0])
@@ -524,7 +524,7 @@ func TestClaimDueSelectsOnlyUnattended(t *testing.T) {
 	require.Equal(t, message.IdempotencyKey("re-notification", 1, "old", "s1"), jobs[0].IdempotencyKey)
 
 	// Exactly at the cutoff is not due (strict <).
-	due, err = s.ClaimDue(ctx, t0.Add(550*time.Second), 300*time.Second, sv, true, 10)
+	due, err = s.ClaimDue(ctx, t0.Add(550*time.Second), 300*time.Second, sv, sv, 10)
 	require.NoError(t, err)
 	require.Empty(t, due)
 
@@ -533,7 +533,7 @@ func TestClaimDueSelectsOnlyUnattended(t *testing.T) {
 	// period 1's keys with another body).
 	_, err = s.CompleteJob(ctx, jobs[0], store.OutcomeFailed, "notification error: gift-wrap send failed: x", now, 0)
 	require.NoError(t, err)
-	due, err = s.ClaimDue(ctx, now.Add(time.Second), 300*time.Second, sv, true, 10)
+	due, err = s.ClaimDue(ctx, now.Add(time.Second), 300*time.Second, sv, sv, 10)
 	require.NoError(t, err)
 	require.Len(t, due, 1)
 	require.EqualValues(t, 2, due[0].Period)
@@ -548,7 +548,7 @@ func TestClaimDueSelectsOnlyUnattended(t *testing.T) {
 
 	// Next period after renotification_seconds more.
 	// ("fresh" is due for its first period by then too.)
-	due, err = s.ClaimDue(ctx, now.Add(302*time.Second), 300*time.Second, sv, true, 10)
+	due, err = s.ClaimDue(ctx, now.Add(302*time.Second), 300*time.Second, sv, sv, 10)
 	require.NoError(t, err)
 	require.Len(t, due, 2)
 	require.Equal(t, "fresh", due[0].DisputeID)
@@ -575,14 +575,14 @@ func TestClaimDueTwoReplicas(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 5 { // several ticks each, small batches, to interleave
-				b, err := r.ClaimDue(context.Background(), t0.Add(301*time.Second), 300*time.Second, sv, true, 3)
+				b, err := r.ClaimDue(context.Background(), t0.Add(301*time.Second), 300*time.Second, sv, sv, 3)
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				got[i] = append(got[i], b...)
 				for len(b) > 0 {
-					b, err = r.ClaimDue(context.Background(), t0.Add(301*time.Second), 300*time.Second, sv, true, 3)
+					b, err = r.ClaimDue(context.Background(), t0.Add(301*time.Second), 300*time.Second, sv, sv, 3)
 					if err != nil {
 						t.Error(err)
 						return
