@@ -158,7 +158,9 @@ INSERT INTO handoffs (handoff_event_id, dispute_id, payload_json) SELECT id, 'd-
 		}
 		e.dispute("d-1", "notified", nil)
 		h := e.handoff(samplePkg("d-1", ""))
-		const claim = 150 * time.Millisecond
+		// Long enough that a heartbeat (every claim/3) delayed by a loaded
+		// machine still lands in time; the loop below spans four claims.
+		const claim = time.Second
 		d := e.dispatcher(slow, []config.SolverConfig{writeSolver(key(1))}, false, noPoll, func(o *Options) { o.ClaimTimeout = claim })
 		run(t, d)
 		<-entered
