@@ -71,7 +71,9 @@ func (v *victimSender) SendDirectMessage(ctx context.Context, req *relaygwv1.Sen
 func drainWithKill(t *testing.T, e *env, sender Sender, solvers []config.SolverConfig, n int) []int64 {
 	t.Helper()
 	seedHandoffs(t, e, n)
-	const claim = 300 * time.Millisecond
+	// Long enough that the victim's heartbeat (every claim/3) cannot lapse
+	// on a loaded machine before the test looks at what it holds.
+	const claim = time.Second
 	mk := func(pool *pgxpool.Pool, s Sender, owner string) *Dispatcher {
 		return New(Options{
 			Pool: pool, Sender: s, Solvers: solvers, Owner: owner,
