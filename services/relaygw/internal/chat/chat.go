@@ -204,6 +204,19 @@ func (m *Manager) add(party string) (added bool, err error) {
 	return true, nil
 }
 
+// remove forgets a channel added by a registration that failed.
+func (m *Manager) remove(party string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.channels[party]
+	if !ok {
+		return
+	}
+	delete(m.channels, party)
+	delete(m.bySign, c.keys.SignPubkey())
+	delete(m.byShared, c.keys.SharedPubkey())
+}
+
 // Channel derives the public addresses of the channel with party.
 func (m *Manager) Channel(party string) (store.ChatChannel, error) {
 	party, err := normalizeParty(party)
@@ -227,12 +240,20 @@ func (m *Manager) Register(ctx context.Context, parties []string) ([]string, err
 		if err != nil {
 			return nil, err
 		}
-		if _, err := m.o.Store.RegisterChatChannel(ctx, c); err != nil {
-			return nil, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
-		}
+		// In memory first: a subscription (re)built from the database
+		// would otherwise fetch the channel's lines before the handler
+		// knows the channel, and refuse them as unknown_channel. A line
+		// that arrives before the row is written fails its insert and is
+		// fetched again on the re-subscribe.
 		added, err := m.add(c.Party)
 		if err != nil {
 			return nil, err
+		}
+		if _, err := m.o.Store.RegisterChatChannel(ctx, c); err != nil {
+			if added {
+				m.remove(c.Party) // lines of an unregistered channel cannot be stored
+			}
+			return nil, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
 		}
 		changed = changed || added
 		out = append(out, c.Party)
