@@ -9,6 +9,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/serbero/serbero/gen/go v0.0.0
 	github.com/serbero/serbero/pkg v0.0.0
+	github.com/serbero/serbero/pkg/mostro v0.0.0
 	github.com/serbero/serbero/pkg/testkit v0.0.0
 	github.com/serbero/serbero/services/relaygw v0.0.0
 	github.com/stretchr/testify v1.12.1
@@ -57,7 +58,6 @@ require (
 	github.com/puzpuzpuz/xsync/v3 v3.5.1 // indirect
 	github.com/rs/cors v1.11.1 // indirect
 	github.com/savsgio/gotils v0.0.0-20240704082632-aef3928b8a38 // indirect
-	github.com/serbero/serbero/pkg/mostro v0.0.0 // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
 	github.com/tidwall/gjson v1.18.0 // indirect
 	github.com/tidwall/match v1.2.0 // indirect

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nbd-wtf/go-nostr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,6 +20,7 @@ import (
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/handoff"
+	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/services/escalationsvc/internal/metrics"
 	"github.com/serbero/serbero/services/escalationsvc/internal/route"
 	"github.com/serbero/serbero/services/escalationsvc/internal/store"
@@ -343,7 +343,7 @@ func (d *Dispatcher) sendAll(ctx context.Context, log *slog.Logger, h *handoff.H
 	out := make([]store.Recipient, 0, len(recipients))
 	for _, pk := range recipients {
 		norm, err := config.NormalizePubkey(pk)
-		if err == nil && !nostr.IsValidPublicKey(norm) {
+		if err == nil && !keys.ValidPubkey(norm) {
 			err = errors.New("not a valid secp256k1 x-only public key")
 		}
 		if err != nil {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,14 +45,6 @@ func payload(t testing.TB, raw string) map[string]any {
 	var m map[string]any
 	require.NoError(t, dec.Decode(&m))
 	return m
-}
-
-func keys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // requirePaired checks SC-203: every dispatch row has exactly one
@@ -96,7 +90,7 @@ func TestTargetedWriteSolverReceivesDM(t *testing.T) {
 		as := e.audits(store.KindDispatched)
 		require.Len(t, as, 1)
 		p := payload(t, as[0].Payload)
-		require.ElementsMatch(t, []string{"dispatch_id", "dispute_id", "handoff_event_id", "target_solver", "status", "fallback_broadcast"}, keys(p))
+		require.ElementsMatch(t, []string{"dispatch_id", "dispute_id", "handoff_event_id", "target_solver", "status", "fallback_broadcast"}, slices.Collect(maps.Keys(p)))
 		require.Equal(t, ds[0].DispatchID, p["dispatch_id"])
 		require.Equal(t, "d-1", p["dispute_id"])
 		require.Equal(t, json.Number(jsonNum(h.HandoffEventID)), p["handoff_event_id"], "a JSON integer")
@@ -206,7 +200,7 @@ func TestResolvedDisputeIsSkippedNoDM(t *testing.T) {
 		sup := e.audits(store.KindSuperseded)
 		require.Len(t, sup, 1)
 		p := payload(t, sup[0].Payload)
-		require.ElementsMatch(t, []string{"dispute_id", "handoff_event_id", "reason"}, keys(p))
+		require.ElementsMatch(t, []string{"dispute_id", "handoff_event_id", "reason"}, slices.Collect(maps.Keys(p)))
 		require.Equal(t, "dispute_already_resolved", p["reason"])
 		require.Equal(t, json.Number(jsonNum(h.HandoffEventID)), p["handoff_event_id"])
 		require.Equal(t, "d-1", p["dispute_id"])
@@ -292,7 +286,7 @@ func TestZeroWriteSolversFallbackOffRecordsUnroutable(t *testing.T) {
 		un := e.audits(store.KindUnroutable)
 		require.Len(t, un, 1, "one audit row per handoff however many cycles")
 		p := payload(t, un[0].Payload)
-		require.ElementsMatch(t, []string{"dispute_id", "handoff_event_id", "configured_solver_count", "fallback_to_all_solvers"}, keys(p))
+		require.ElementsMatch(t, []string{"dispute_id", "handoff_event_id", "configured_solver_count", "fallback_to_all_solvers"}, slices.Collect(maps.Keys(p)))
 		require.Equal(t, json.Number("1"), p["configured_solver_count"])
 		require.Equal(t, false, p["fallback_to_all_solvers"])
 		require.Equal(t, json.Number(jsonNum(h.HandoffEventID)), p["handoff_event_id"])
@@ -444,7 +438,7 @@ func TestMalformedPayloadRecordsParseFailedAndMovesOn(t *testing.T) {
 		pf := e.audits(store.KindParseFailed)
 		require.Len(t, pf, 1)
 		p := payload(t, pf[0].Payload)
-		require.ElementsMatch(t, []string{"dispute_id", "handoff_event_id", "reason", "detail"}, keys(p))
+		require.ElementsMatch(t, []string{"dispute_id", "handoff_event_id", "reason", "detail"}, slices.Collect(maps.Keys(p)))
 		require.Equal(t, "deserialize_failed", p["reason"])
 		require.Equal(t, "d-malformed", p["dispute_id"])
 		require.NotEmpty(t, p["detail"])

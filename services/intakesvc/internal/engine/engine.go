@@ -29,12 +29,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nbd-wtf/go-nostr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/config"
+	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/services/intakesvc/internal/event"
 	"github.com/serbero/serbero/services/intakesvc/internal/lifecycle"
 	"github.com/serbero/serbero/services/intakesvc/internal/message"
@@ -925,7 +925,7 @@ func normalizeSolver(pk string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !nostr.IsValidPublicKey(hex) {
+	if !keys.ValidPubkey(hex) {
 		return "", errors.New("not a valid secp256k1 x-only public key")
 	}
 	return hex, nil
