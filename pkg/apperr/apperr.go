@@ -28,11 +28,15 @@ const (
 )
 
 // Error is a classified error. Msg is safe to show to clients; Err is the
-// cause, for logs only.
+// cause, for logs only. Reason, when set, is the machine-readable why of the
+// failure (UPPER_SNAKE_CASE, e.g. INVALID_RECIPIENT), part of the API's
+// contract: the gRPC boundary sends it as a google.rpc.ErrorInfo detail and
+// callers switch on it (pkg/grpcclient.Reason), never on message text.
 type Error struct {
-	Err  error
-	Kind Kind
-	Msg  string
+	Err    error
+	Kind   Kind
+	Msg    string
+	Reason string
 }
 
 // Error implements error (message and cause, for logs).
@@ -54,6 +58,31 @@ func New(kind Kind, format string, args ...any) error {
 // Wrap classifies err with a public message; err itself stays private.
 func Wrap(kind Kind, err error, format string, args ...any) error {
 	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...), Err: err}
+}
+
+// WithReason returns err carrying reason. When err is (or wraps) an *Error,
+// the result is a copy of it with Reason set; otherwise err is classified
+// as Internal with reason attached.
+func WithReason(err error, reason string) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		c := *e
+		c.Reason = reason
+		return &c
+	}
+	return &Error{Kind: KindInternal, Msg: "internal error", Err: err, Reason: reason}
+}
+
+// ReasonOf returns the Reason of the first *Error in err's chain, or "".
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
 }
 
 // InvalidArgument reports a bad request.

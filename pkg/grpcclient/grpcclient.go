@@ -8,10 +8,28 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 )
+
+// Reason returns the machine-readable reason a Serbero service attached to
+// err (the google.rpc.ErrorInfo detail set from apperr.Error.Reason), or ""
+// when there is none. Callers switch on it, never on the message text.
+func Reason(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return ""
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
+}
 
 // serviceConfig retries UNAVAILABLE with backoff and waits for the
 // connection to become ready instead of failing fast, so services can start

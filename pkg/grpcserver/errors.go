@@ -9,10 +9,15 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/status"
 
 	"github.com/serbero/serbero/pkg/apperr"
 )
+
+// ErrorDomain is the google.rpc.ErrorInfo domain of every reason a Serbero
+// service returns.
+const ErrorDomain = "serbero"
 
 // errInternal is the only thing a client learns about an unexpected failure.
 var errInternal = status.Error(codes.Internal, "internal error")
@@ -45,10 +50,10 @@ func (s *Server) toStatus(ctx context.Context, method string, err error) error {
 	var ae *apperr.Error
 	if errors.As(err, &ae) {
 		if code, ok := kindCodes[ae.Kind]; ok {
-			return status.Error(code, ae.Msg)
+			return withReason(status.New(code, ae.Msg), ae.Reason)
 		}
 		s.log.ErrorContext(ctx, "internal error", "grpc.method", method, "error", err)
-		return errInternal
+		return withReason(status.New(codes.Internal, "internal error"), ae.Reason)
 	}
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -58,6 +63,17 @@ func (s *Server) toStatus(ctx context.Context, method string, err error) error {
 	}
 	s.log.ErrorContext(ctx, "internal error", "grpc.method", method, "error", err)
 	return errInternal
+}
+
+// withReason attaches reason as a google.rpc.ErrorInfo detail.
+func withReason(st *status.Status, reason string) error {
+	if reason == "" {
+		return st.Err()
+	}
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); err == nil {
+		return d.Err()
+	}
+	return st.Err()
 }
 
 func (s *Server) unaryErrorBoundary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

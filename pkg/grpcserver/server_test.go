@@ -34,6 +34,10 @@ type testService struct {
 
 func (s *testService) UnaryCall(_ context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	switch {
+	case req.GetResponseSize() == 7:
+		return nil, apperr.WithReason(apperr.InvalidArgument("recipient is not a public key"), "INVALID_RECIPIENT")
+	case req.GetResponseSize() == 8:
+		return nil, apperr.WithReason(errors.New("relay pool: no relay connected"), "RELAYS_UNAVAILABLE")
 	case req.GetFillUsername() && req.GetFillOauthScope():
 		panic("kaboom: secret-panic-detail")
 	case req.GetFillUsername():
@@ -170,6 +174,25 @@ func TestChain(t *testing.T) {
 		require.Equal(t, codes.Internal, status.Code(err))
 		require.Equal(t, "internal error", status.Convert(err).Message(), "driver text never reaches the client")
 		require.Contains(t, b.logs.String(), "password authentication failed", "but it is logged")
+	})
+
+	t.Run("ReasonTravelsAsErrorInfo", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, 0, time.Second, nil)
+		client := testpb.NewTestServiceClient(dial(t, b.addr, token))
+
+		_, err := client.UnaryCall(ctxTimeout(t), &testpb.SimpleRequest{ResponseSize: 7})
+		require.Equal(t, codes.InvalidArgument, status.Code(err))
+		require.Equal(t, "recipient is not a public key", status.Convert(err).Message())
+		require.Equal(t, "INVALID_RECIPIENT", grpcclient.Reason(err))
+
+		_, err = client.UnaryCall(ctxTimeout(t), &testpb.SimpleRequest{ResponseSize: 8})
+		require.Equal(t, codes.Internal, status.Code(err))
+		require.Equal(t, "internal error", status.Convert(err).Message(), "an unclassified cause stays private")
+		require.Equal(t, "RELAYS_UNAVAILABLE", grpcclient.Reason(err), "but its reason is public")
+
+		_, err = client.UnaryCall(ctxTimeout(t), &testpb.SimpleRequest{FillUsername: true})
+		require.Empty(t, grpcclient.Reason(err), "no reason, none reported")
 	})
 
 	t.Run("AuthRequiredExceptHealth", func(t *testing.T) {
