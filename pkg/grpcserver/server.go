@@ -153,6 +153,18 @@ func New(opts Options) (*Server, error) {
 // GRPC returns the underlying server, for registering services.
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
 
+// SetHealth sets the standard health status of name, a component status
+// beside the services' readiness (for example
+// "serbero.mediationsvc.reasoning"). The readiness loop never touches such
+// names; shutdown turns them NOT_SERVING with everything else.
+func (s *Server) SetHealth(name string, serving bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus(name, st)
+}
+
 // Ready is closed once the readiness check has passed for the first time.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
