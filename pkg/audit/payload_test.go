@@ -176,7 +176,9 @@ func TestDecodeRoundTrip(t *testing.T) {
 	check(t, audit.EscalationRecommended{DisputeID: "d", Trigger: "t", EvidenceRefs: []string{"e"}, RationaleRefs: []string{}},
 		func(r audit.Record) (audit.Payload, error) { return audit.Decode[audit.EscalationRecommended](r) })
 	check(t, audit.EscalationRecommendedBundleMissing{LoadedHash: "a", PinnedHash: "b", SessionID: "s"},
-		func(r audit.Record) (audit.Payload, error) { return audit.Decode[audit.EscalationRecommendedBundleMissing](r) })
+		func(r audit.Record) (audit.Payload, error) {
+			return audit.Decode[audit.EscalationRecommendedBundleMissing](r)
+		})
 	check(t, audit.ResolvedExternallyReported{DisputeID: "d", SessionID: ptr("s"), Confidence: ptr(0.5)},
 		func(r audit.Record) (audit.Payload, error) { return audit.Decode[audit.ResolvedExternallyReported](r) })
 
