@@ -145,14 +145,19 @@ func (s *Subscription) C() <-chan struct{} { return s.c }
 // Channel is the Postgres channel subscribed to.
 func (s *Subscription) Channel() string { return s.channel }
 
-// Close ends the subscription; C receives nothing more. The connection
-// keeps listening on the channel until it reconnects (harmless).
+// Close ends the subscription; C receives nothing more (a pending wake-up
+// is dropped). The connection keeps listening on the channel until it
+// reconnects (harmless).
 func (s *Subscription) Close() {
 	s.l.mu.Lock()
 	defer s.l.mu.Unlock()
 	delete(s.l.subs[s.channel], s)
 	if len(s.l.subs[s.channel]) == 0 {
 		delete(s.l.subs, s.channel)
+	}
+	select {
+	case <-s.c:
+	default:
 	}
 }
 

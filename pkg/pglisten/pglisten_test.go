@@ -113,10 +113,10 @@ func TestNotificationsWakeTheirSubscribers(t *testing.T) {
 	f.notify(t, "Serbero_B") // case-sensitive, as pg_notify names it
 	woken(t, b, "NOTIFY Serbero_B")
 
-	// Notifications commit with their transaction: none before COMMIT.
+	// Notifications commit with their transaction (identical ones coalesce).
 	tx, err := f.db.Pool.Begin(context.Background())
 	require.NoError(t, err)
-	_, err = tx.Exec(context.Background(), `SELECT pg_notify('serbero_a', '1'), pg_notify('serbero_a', '2')`)
+	_, err = tx.Exec(context.Background(), `SELECT pg_notify('serbero_a', 'same'), pg_notify('serbero_a', 'same')`)
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(context.Background()))
 	woken(t, a, "committed NOTIFYs")
