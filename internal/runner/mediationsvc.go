@@ -1,8 +1,6 @@
 package runner
 
 import (
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
 	intakesvcv1 "github.com/serbero/serbero/gen/go/serbero/intakesvc/v1"
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
@@ -11,16 +9,16 @@ import (
 	"github.com/serbero/serbero/services/mediationsvc"
 )
 
-func (e *env) mediationsvc(pool *pgxpool.Pool) (service.Service, error) {
-	rg, err := e.peers.conn(config.TargetRelaygw, e.cfg.Services.Relaygw)
+func (e *env) mediationsvc() (service.Service, error) {
+	rg, err := e.peers.conn(config.TargetMediationsvc, config.TargetRelaygw, e.cfg.Services.Relaygw)
 	if err != nil {
 		return nil, err
 	}
-	auth, err := e.peers.conn(config.TargetAuthsvc, e.cfg.Services.Authsvc)
+	auth, err := e.peers.conn(config.TargetMediationsvc, config.TargetAuthsvc, e.cfg.Services.Authsvc)
 	if err != nil {
 		return nil, err
 	}
-	intake, err := e.peers.conn(config.TargetIntakesvc, e.cfg.Services.Intakesvc)
+	intake, err := e.peers.conn(config.TargetMediationsvc, config.TargetIntakesvc, e.cfg.Services.Intakesvc)
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +27,7 @@ func (e *env) mediationsvc(pool *pgxpool.Pool) (service.Service, error) {
 		Config:     e.cfg,
 		Intakesvc:  intakesvcv1.NewIntakeServiceClient(intake),
 		Logger:     e.logger(config.TargetMediationsvc),
-		Pool:       pool,
+		Pool:       e.pool,
 		Registerer: e.reg,
 		Relaygw:    relaygwv1.NewRelayGatewayServiceClient(rg),
 		Stopping:   e.stopping,
