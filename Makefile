@@ -47,8 +47,12 @@ bench: ## run the benchmarks (results in the closing notes and README)
 build: ## build bin/serbero (static, CGO_ENABLED=0: the binary the Dockerfile ships)
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/serbero ./cmd/serbero
 
+# The package patterns of every module, for tools that take one list.
+MODPATTERNS := ./... $(patsubst %,./%/...,$(filter-out .,$(MODULES)))
+GENERATORS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
+
 .PHONY: tools
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## build the pinned code generators into bin/
+tools: $(GENERATORS) $(BIN)/golangci-lint ## build the pinned code generators and the linter into bin/
 
 $(BIN)/buf: tools/buf/go.mod
 	cd tools/buf && $(TOOLENV) go build -o $(BIN)/buf github.com/bufbuild/buf/cmd/buf
@@ -56,17 +60,19 @@ $(BIN)/protoc-gen-go: tools/go.mod
 	cd tools && $(TOOLENV) go build -o $(BIN)/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 $(BIN)/protoc-gen-go-grpc: tools/go.mod
 	cd tools && $(TOOLENV) go build -o $(BIN)/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
+$(BIN)/golangci-lint: tools/golangci-lint/go.mod
+	cd tools/golangci-lint && $(TOOLENV) go build -o $(BIN)/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 $(BIN)/helm: tools/helm/go.mod
 	cd tools/helm && $(TOOLENV) go build -o $(BIN)/helm helm.sh/helm/v3/cmd/helm
 $(BIN)/kubectl-validate: tools/kubectl-validate/go.mod
 	cd tools/kubectl-validate && $(TOOLENV) go build -o $(BIN)/kubectl-validate sigs.k8s.io/kubectl-validate
 
 .PHONY: generate
-generate: tools ## regenerate gen/go from proto/ (offline, pinned plugins)
+generate: $(GENERATORS) ## regenerate gen/go from proto/ (offline, pinned plugins)
 	$(BIN)/buf generate
 
 .PHONY: verify
-verify: tools ## fail if generated code drifts from proto/, buf lint fails, or a module is untidy
+verify: $(GENERATORS) ## fail if generated code drifts from proto/, buf lint fails, a module is untidy or modules disagree on a version
 	$(BIN)/buf lint
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	  $(BIN)/buf generate -o $$tmp; \
@@ -76,10 +82,15 @@ verify: tools ## fail if generated code drifts from proto/, buf lint fails, or a
 	@for m in $(MODULES); do \
 	  (cd $$m && GOWORK=off go mod tidy -diff >/dev/null) || { echo "module $$m is not tidy: run make tidy"; exit 1; }; \
 	done
+	@scripts/modules.sh check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 .PHONY: lint
-lint: verify ## buf lint, go vet in every module, gofmt
+lint: $(BIN)/golangci-lint ## golangci-lint (.golangci.yml) over every module
+	$(BIN)/golangci-lint run $(MODPATTERNS)
+
+.PHONY: vet
+vet: ## go vet every package of every module
 	go vet $(PKGS)
 
 .PHONY: tidy

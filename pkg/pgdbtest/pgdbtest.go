@@ -145,7 +145,7 @@ func ensureTemplate(ctx context.Context) (string, error) {
 	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock(hashtext('serbero_test_template'))"); err != nil {
 		return "", fmt.Errorf("lock template: %w", err)
 	}
-	defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock(hashtext('serbero_test_template'))") //nolint:errcheck
+	defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock(hashtext('serbero_test_template'))") //nolint:errcheck // the lock also ends with the connection
 
 	var exists bool
 	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {

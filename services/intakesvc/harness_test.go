@@ -489,7 +489,7 @@ func (e *env) waitApplied(ev nostr.Event) {
 // revisionOf matches the relay's events of one dispute with status s.
 func revisionOf(d, s string) relay.Match {
 	return func(ev *nostr.Event) bool {
-		return ev.Kind == 38386 && ev.Tags.GetD() == d && ev.Tags.GetFirst([]string{"s", s}) != nil
+		return ev.Kind == 38386 && ev.Tags.GetD() == d && ev.Tags.FindWithValue("s", s) != nil
 	}
 }
 
