@@ -117,7 +117,7 @@ func TestNoSolversConfiguredPersistsButDoesNotNotify(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	cfg := e.config()
-	cfg.Timeouts.RenotificationCheckIntervalSeconds = 1 // the timer runs, and must not notify either
+	cfg.RenotifyEvery = 1 * time.Second // the timer runs, and must not notify either
 	s := e.start(cfg)
 	e.open("dispute-nobody", "seller")
 	e.waitCount(1, `SELECT count(*) FROM disputes WHERE dispute_id = 'dispute-nobody' AND lifecycle_state = 'new' AND initiator_role = 'seller'`)
@@ -190,8 +190,8 @@ func TestUnattendedDisputeIsReNotifiedAfterTimeout(t *testing.T) {
 	e := newEnv(t)
 	ss := e.solvers(1)
 	cfg := e.config(pubkeys(ss)...)
-	cfg.Timeouts.RenotificationSeconds = 2
-	cfg.Timeouts.RenotificationCheckIntervalSeconds = 1
+	cfg.RenotifyAfter = 2 * time.Second
+	cfg.RenotifyEvery = 1 * time.Second
 	e.start(cfg)
 
 	ev := e.open("dispute-renotify", "buyer")
@@ -217,8 +217,8 @@ func TestTakenDisputeIsNotReNotified(t *testing.T) {
 	e := newEnv(t)
 	ss := e.solvers(1)
 	cfg := e.config(pubkeys(ss)...)
-	cfg.Timeouts.RenotificationSeconds = 1
-	cfg.Timeouts.RenotificationCheckIntervalSeconds = 1
+	cfg.RenotifyAfter = 1 * time.Second
+	cfg.RenotifyEvery = 1 * time.Second
 	s := e.start(cfg)
 
 	e.open("dispute-taken", "buyer")

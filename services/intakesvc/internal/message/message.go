@@ -1,7 +1,8 @@
-// Package message builds the solver DMs of phases 1 and 2, byte for byte as
-// the reference daemon (spec 10 §A9.2: LF line ends, no trailing newline),
-// their notif_type values, the error texts recorded for failed attempts
-// (§A9.5), and the idempotency keys handed to relaygw.
+// Package message builds the texts intakesvc writes: the solver DMs of
+// phases 1 and 2, byte for byte as the reference daemon (LF line ends, no
+// trailing newline), their notif_type values, the error texts recorded for
+// failed attempts, the idempotency keys handed to relaygw, and Clip, the
+// one way intakesvc shortens text. See docs/intake.md#messages.
 package message
 
 import (
@@ -9,13 +10,16 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/serbero/serbero/pkg/notiflog"
 )
 
-// notif_type values written by intakesvc.
+// notif_type values written by intakesvc (pkg/notiflog's vocabulary).
 const (
-	TypeInitial        = "initial"
-	TypeRenotification = "re-notification"
-	TypeAssignment     = "assignment"
+	TypeInitial        = string(notiflog.TypeInitial)
+	TypeRenotification = string(notiflog.TypeRenotification)
+	TypeAssignment     = string(notiflog.TypeAssignment)
 )
 
 // UnknownSolver is printed when the solver who took a dispute is unknown
@@ -82,4 +86,38 @@ func IdempotencyKey(notifType string, period int64, disputeID, solver string) st
 	b.WriteByte(':')
 	b.WriteString(hex.EncodeToString(h.Sum(nil)))
 	return b.String()
+}
+
+// Keys are the idempotency keys of one batch, one per solver, in order.
+func Keys(notifType string, period int64, disputeID string, solvers []string) []string {
+	keys := make([]string, len(solvers))
+	for i, sv := range solvers {
+		keys[i] = IdempotencyKey(notifType, period, disputeID, sv)
+	}
+	return keys
+}
+
+// Clip returns s as text Postgres can store, at most maxRunes characters
+// long: invalid UTF-8 sequences become U+FFFD, NUL bytes are dropped, and
+// a longer text is cut at a character boundary (never inside a multi-byte
+// character) with "…" as its last character. maxRunes below 1 returns "".
+func Clip(s string, maxRunes int) string {
+	if maxRunes < 1 {
+		return ""
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	s = strings.ReplaceAll(s, "\x00", "")
+	if utf8.RuneCountInString(s) <= maxRunes {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == maxRunes-1 {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
 }

@@ -96,8 +96,6 @@ type Decision struct {
 	// Notify is the notification to send every solver: message.TypeInitial,
 	// message.TypeAssignment or "".
 	Notify string
-	// CloseSessions closes live mediation sessions (§A6 step 4).
-	CloseSessions bool
 	// UnknownStatus: the status is not recognised (logged as a warning,
 	// state kept).
 	UnknownStatus bool
@@ -147,7 +145,7 @@ func Decide(cur *Current, rev event.Revision) Decision {
 		}
 	case lifecycle.RouteResolved:
 		if cur.State != lifecycle.Resolved {
-			d.To, d.Trigger, d.CloseSessions = lifecycle.Resolved, lifecycle.TriggerResolvedExternally, true
+			d.To, d.Trigger = lifecycle.Resolved, lifecycle.TriggerResolvedExternally
 		} else {
 			d.Note = "already resolved; no-op"
 		}
