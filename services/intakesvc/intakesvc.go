@@ -163,5 +163,7 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { gauge.Run(ctx, s.st, s.m, gaugeEvery, s.clock, s.log) })
 	wg.Go(func() { s.retain.Run(ctx) })
 	wg.Wait()
+	// The intake may have handed leased DMs over after the outbox stopped.
+	s.out.ReleaseWaiting(ctx)
 	return nil
 }

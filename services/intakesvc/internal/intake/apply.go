@@ -108,7 +108,9 @@ func plan(dec route.Decision, cur *store.Dispute, rev event.Revision, in Input) 
 // persisted (or set aside for good), or ctx ended.
 func (in *Intake) handle(ctx context.Context, r received) error {
 	rev := r.rev
-	log := in.log.With("event_id", rev.EventID, "cursor", rev.Cursor, "dispute_id", rev.DisputeID, "status", string(rev.Status))
+	// Outside input, bounded in logs too (a d tag can be kilobytes).
+	log := in.log.With("event_id", rev.EventID, "cursor", rev.Cursor, "dispute_id", message.Clip(rev.DisputeID, maxQuarantineDispute),
+		"status", message.Clip(string(rev.Status), maxQuarantineDispute))
 	if r.backfill && in.backfillSeen.CompareAndSwap(false, true) {
 		in.log.Info("first start with a backfill window: recording the disputes relaygw backfills; only those still initiated are notified")
 	}

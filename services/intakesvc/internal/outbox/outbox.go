@@ -165,7 +165,7 @@ func (o *Outbox) Run(ctx context.Context) {
 	wg.Wait()
 	close(o.completions)
 	<-completerDone
-	o.releaseWaiting(ctx)
+	o.ReleaseWaiting(ctx)
 }
 
 // Dispatch hands freshly queued jobs to local senders without blocking
@@ -220,9 +220,10 @@ func (o *Outbox) release(ctx context.Context, ids []int64) {
 	}
 }
 
-// releaseWaiting gives back the leases of jobs still waiting for a sender
-// (the process is stopping).
-func (o *Outbox) releaseWaiting(ctx context.Context) {
+// ReleaseWaiting gives back the leases of jobs still waiting for a sender
+// (the process is stopping). Run does it when it ends; call it again once
+// every unit that hands jobs over (Ready) has stopped.
+func (o *Outbox) ReleaseWaiting(ctx context.Context) {
 	var ids []int64
 	for {
 		select {
