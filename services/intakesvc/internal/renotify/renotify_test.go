@@ -8,13 +8,19 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/serbero/serbero/pkg/logging/logtest"
 	"github.com/serbero/serbero/pkg/pgdbtest"
 	"github.com/serbero/serbero/services/intakesvc/internal/event"
 	"github.com/serbero/serbero/services/intakesvc/internal/intake"
 	"github.com/serbero/serbero/services/intakesvc/internal/lifecycle"
 	"github.com/serbero/serbero/services/intakesvc/internal/message"
+	"github.com/serbero/serbero/services/intakesvc/internal/metrics"
+	"github.com/serbero/serbero/services/intakesvc/internal/outbox"
 	"github.com/serbero/serbero/services/intakesvc/internal/renotify"
 	"github.com/serbero/serbero/services/intakesvc/internal/route"
 	"github.com/serbero/serbero/services/intakesvc/internal/store"
@@ -223,4 +229,44 @@ func apply(ctx context.Context, s *store.Store, r event.Revision, solvers []stri
 // initial retries to retry.
 func claimDue(ctx context.Context, s *store.Store, now time.Time, after time.Duration, solvers, retry []string, limit int) ([]store.DueBatch, error) {
 	return renotify.Claim(ctx, s, now, renotify.Policy{After: after, Solvers: solvers, Reachable: retry}, limit)
+}
+
+// The timer's first scan is one interval after start (as the reference's
+// first, immediate tick is consumed), and each tick claims what is due on
+// the timer's clock.
+func TestTimerTicksOnItsClock(t *testing.T) {
+	t.Parallel()
+	s, db := setup(t)
+	sv := []string{"s1"}
+	notify(t, s, "old", sv, t0)
+	clock := clockwork.NewFakeClockAt(t0.Add(301 * time.Second))
+	m := metrics.New(prometheus.NewRegistry())
+	log, logs := logtest.New()
+	out := outbox.New(outbox.Config{}, outbox.Deps{Store: s, Metrics: m})
+	timer := renotify.New(renotify.Policy{After: 300 * time.Second, Solvers: sv, Reachable: sv}, 0,
+		renotify.Deps{Store: s, Outbox: out, Metrics: m, Logger: log, Clock: clock})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		timer.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	require.NoError(t, clock.BlockUntilContext(ctx, 1))
+	require.Zero(t, count(t, db.Pool, `SELECT count(*) FROM intake_notification_jobs WHERE notif_type = 're-notification'`),
+		"nothing before the first interval")
+	clock.Advance(time.Second) // an interval of 0 means 1 s
+	require.Eventually(t, func() bool {
+		return count(t, db.Pool, `SELECT count(*) FROM intake_notification_jobs WHERE notif_type = 're-notification'`) == 1
+	}, 15*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(logs.Find("renotification_tick: scanned for unattended disputes")) == 1 },
+		15*time.Second, 5*time.Millisecond)
+	require.Equal(t, 1.0, testutil.ToFloat64(m.RenotificationTicks))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.RenotificationBatches.WithLabelValues("re-notification")))
+	var at int64
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT batch_at FROM intake_notification_jobs WHERE notif_type = 're-notification'`).Scan(&at))
+	require.Equal(t, t0.Unix()+302, at, "the batch carries the tick's clock")
 }

@@ -7,6 +7,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -99,9 +100,8 @@ func (s *Server) ListDisputes(ctx context.Context, req *intakesvcv1.ListDisputes
 		f.DetectedBefore = req.GetDetectedBefore().GetSeconds()
 	}
 	if tok := req.GetPageToken(); tok != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(tok)
 		var key store.PageKey
-		if err != nil || json.Unmarshal(raw, &key) != nil || key.DisputeID == "" {
+		if err := decodeToken(tok, &key); err != nil || key.DisputeID == "" {
 			return nil, apperr.InvalidArgument("invalid page_token")
 		}
 		f.After = &key
@@ -115,11 +115,11 @@ func (s *Server) ListDisputes(ctx context.Context, req *intakesvcv1.ListDisputes
 		out.Disputes = append(out.Disputes, DisputeProto(d))
 	}
 	if next != nil {
-		raw, err := json.Marshal(next)
+		tok, err := encodeToken(next)
 		if err != nil {
-			return nil, fmt.Errorf("encode page token: %w", err)
+			return nil, err
 		}
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString(raw)
+		out.NextPageToken = tok
 	}
 	return out, nil
 }
@@ -231,9 +231,8 @@ func (s *Server) ListQuarantinedEvents(ctx context.Context, req *intakesvcv1.Lis
 	limit = min(limit, MaxPageSize)
 	var after *store.QuarantineKey
 	if tok := req.GetPageToken(); tok != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(tok)
 		var key store.QuarantineKey
-		if err != nil || json.Unmarshal(raw, &key) != nil || key.EventID == "" {
+		if err := decodeToken(tok, &key); err != nil || key.EventID == "" {
 			return nil, apperr.InvalidArgument("invalid page_token")
 		}
 		after = &key
@@ -250,11 +249,11 @@ func (s *Server) ListQuarantinedEvents(ctx context.Context, req *intakesvcv1.Lis
 		})
 	}
 	if next != nil {
-		raw, err := json.Marshal(next)
+		tok, err := encodeToken(next)
 		if err != nil {
-			return nil, fmt.Errorf("encode page token: %w", err)
+			return nil, err
 		}
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString(raw)
+		out.NextPageToken = tok
 	}
 	return out, nil
 }
@@ -316,6 +315,34 @@ func stateFromProto(p intakesvcv1.LifecycleState) (lifecycle.State, bool) {
 		}
 	}
 	return "", false
+}
+
+// encodeToken is the page token of a listing position: base64url of its
+// JSON, opaque to clients.
+func encodeToken(v any) (string, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("encode page token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw), nil
+}
+
+// decodeToken reads a page token a client sent back into v; a token that
+// is not one encodeToken made is an error (never a panic).
+func decodeToken(tok string, v any) error {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return fmt.Errorf("page token: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("page token: %w", err)
+	}
+	if dec.More() {
+		return errors.New("page token: trailing data")
+	}
+	return nil
 }
 
 func ts64(sec int64) *timestamppb.Timestamp { return timestamppb.New(time.Unix(sec, 0)) }
