@@ -163,7 +163,7 @@ func TestPoisonEventsAreQuarantinedAndPassed(t *testing.T) {
 	require.Equal(t, intake.ClassLimit, byCursor[2].Class)
 	require.Equal(t, str.events[1].GetEventId(), byCursor[2].EventID)
 	require.Contains(t, byCursor[2].Reason, "54000", "the SQLSTATE of an index row too large")
-	require.Equal(t, 256, len([]rune(byCursor[2].DisputeID)), "the d tag is kept cut")
+	require.Len(t, []rune(byCursor[2].DisputeID), 256, "the d tag is kept cut")
 	require.Equal(t, intake.ClassData, byCursor[3].Class)
 	require.Equal(t, "nulid", byCursor[3].DisputeID, "NUL dropped: the row itself must be storable")
 	require.Equal(t, 1.0, testutil.ToFloat64(m.Quarantined.WithLabelValues(intake.ClassLimit)))
