@@ -87,7 +87,9 @@ func TestJobOffKeepsEverything(t *testing.T) {
 		defer close(done)
 		j.Run(ctx)
 	}()
-	require.Eventually(t, func() bool { return len(logs.Find("retention off: intakesvc keeps every change-feed, outbox and quarantine row")) == 1 },
+	require.Eventually(t, func() bool {
+		return len(logs.Find("retention off: intakesvc keeps every change-feed, outbox and quarantine row")) == 1
+	},
 		15*time.Second, 5*time.Millisecond)
 	cancel()
 	<-done
