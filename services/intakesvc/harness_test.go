@@ -187,7 +187,7 @@ func (e *env) start(cfg *intakesvc.Config, opts ...func(*options)) *svc {
 }
 
 // open has the fake Mostro open a dispute (initiator "" omits the tag, as
-// nodes before mostro#563) and returns its initiated revision.
+// older nodes) and returns its initiated revision.
 func (e *env) open(d, initiator string) nostr.Event {
 	e.t.Helper()
 	spec := fakemostro.DisputeSpec{DisputeID: d, Initiator: initiator}

@@ -16,7 +16,7 @@ import (
 const offCurve = "0000000000000000000000000000000000000000000000000000000000000005"
 
 // A new dispute whose only solvers have invalid pubkeys gets the
-// reference's failed row per solver once (spec 10 §A4 step 6), then stays
+// reference's failed row per solver once (docs/intake.md#the-outbox), then stays
 // new: later ticks do not try those solvers again, so the notifications
 // table does not grow by one failed row per solver per tick. Each invalid
 // solver is reported once at startup.

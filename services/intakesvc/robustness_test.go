@@ -46,7 +46,7 @@ func TestNewestRevisionWins(t *testing.T) {
 	require.Equal(t, 0, e.count(`SELECT count(*) FROM intake_notification_jobs WHERE notif_type = 'assignment'`))
 	require.Equal(t, 1, e.count(`SELECT count(*) FROM disputes WHERE newest_event_id = $1 AND dispute_status = 'settled' AND event_id = $2`,
 		settled.ID, initiated.ID))
-	// Same second (a node without mostro#899): the lower id wins, whatever
+	// Same second (an older node stamps revisions by the second): the lower id wins, whatever
 	// the order of arrival. (A relay keeps only one of two same-second
 	// revisions; relaygw may hear both from different relays.)
 	e.open("d-tie", "seller")
@@ -121,7 +121,7 @@ func TestForgedAuthorIsRejectedEvenIfDelivered(t *testing.T) {
 	require.Contains(t, s.logs.String(), "dispute event rejected: missing `d` tag")
 }
 
-// A missing initiator (nodes before mostro#563) is recorded as unknown and
+// A missing initiator (older nodes omit the tag) is recorded as unknown and
 // still notified.
 func TestMissingInitiatorIsRecordedUnknownAndNotified(t *testing.T) {
 	t.Parallel()

@@ -1,6 +1,6 @@
 package intakesvc_test
 
-// The phase 1 and 2 scenarios of spec 10 §A13, against real Postgres, the
+// The reference daemon's phase 1 and 2 scenarios, against real Postgres, the
 // in-process relay, relaygw and fake solvers. Names follow the reference's
 // tests.
 
@@ -132,7 +132,7 @@ func TestNoSolversConfiguredPersistsButDoesNotNotify(t *testing.T) {
 }
 
 // phase2_assignment::assignment_event_transitions_to_taken_and_notifies_all_solvers,
-// adapted to product decision 4: real in-progress events carry no p tag
+// adapted to docs/intake.md#who-took-a-dispute: real in-progress events carry no p tag
 // (the reference's fixture invented one), so the solver is unknown unless
 // Serbero took the dispute itself; see TestAssignmentNamesSerberoWhenItTookTheDispute.
 func TestAssignmentEventTransitionsToTakenAndNotifiesAllSolvers(t *testing.T) {

@@ -23,7 +23,7 @@ const (
 )
 
 // UnknownSolver is printed when the solver who took a dispute is unknown
-// (always, unless Serbero took it itself: product decision 4).
+// (always, unless Serbero took it itself: docs/intake.md#who-took-a-dispute).
 const UnknownSolver = "unknown"
 
 // Initial is the first DM about a new dispute. initiator is buyer, seller

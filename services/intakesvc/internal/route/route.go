@@ -1,8 +1,8 @@
 // Package route decides what one verified dispute revision does to the
-// dispute Serbero has recorded (or not): the dispatcher and handlers of spec
-// 10 §A3-A6 as a pure function, with the deliberate changes of product
-// decision 3 (newest revision per dispute wins; a dispute first seen after
-// its initiated revision is still recorded).
+// dispute Serbero has recorded (or not): the reference daemon's dispatcher
+// and handlers as a pure function, with the deliberate changes of
+// docs/intake.md#the-intake-stream (newest revision per dispute wins; a
+// dispute first seen after its initiated revision is still recorded).
 //
 // First sight of a dispute that is already past initiated (a late
 // subscriber, or relays that only kept the latest revision while Serbero was
