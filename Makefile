@@ -39,6 +39,10 @@ test: ## run every test of every module (needs Postgres; see README)
 test/race: ## run every test with the race detector (go-nostr v0.52.3 itself reports races in Relay close)
 	$(GOTEST) -race $(TESTFLAGS) $(PKGS)
 
+.PHONY: fuzz
+fuzz: ## run every fuzz target of every module for FUZZTIME each (default 1m; CI runs 5s; see scripts/fuzz.sh)
+	FUZZTIME=$${FUZZTIME:-1m} scripts/fuzz.sh
+
 .PHONY: bench
 bench: ## run the benchmarks (results in the closing notes and README)
 	go test -run '^$$' -bench . -benchtime 2s -timeout 30m $(PKGS)
