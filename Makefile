@@ -25,19 +25,26 @@ dev: build ## run every service in one process, with a local Postgres and an emb
 	scripts/dev.sh
 
 .PHONY: dev/stop-db
-dev/stop-db: ## stop the private Postgres that make dev started under .data/pg (if any)
-	@if [ -f .data/pg/postmaster.pid ]; then \
-	  bin=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); \
-	  if [ "$$(id -u)" = 0 ]; then runuser -u postgres -- $$bin/pg_ctl -D .data/pg stop; else $$bin/pg_ctl -D .data/pg stop; fi; \
-	else echo "no private Postgres running"; fi
+dev/stop-db: ## stop the private Postgres that make dev or make test started under .data/pg (if any)
+	scripts/postgres.sh stop
+
+# make test and make dev share one Postgres: $TEST_DATABASE_URL if set
+# (used as is: a dead URL fails the tests loudly), else 127.0.0.1:5432 if it
+# answers, else a private cluster under .data/pg (scripts/postgres.sh).
+TESTDB = $$(PG_URL="$${TEST_DATABASE_URL:-}" scripts/postgres.sh url)
 
 .PHONY: test
-test: ## run every test of every module (needs Postgres; see README)
-	$(GOTEST) $(TESTFLAGS) $(PKGS)
+test: ## run every test of every module (finds or starts Postgres: scripts/postgres.sh)
+	@url=$(TESTDB); echo "TEST_DATABASE_URL=$$url"; \
+	  TEST_DATABASE_URL=$$url $(GOTEST) $(TESTFLAGS) $(PKGS)
 
 .PHONY: test/race
 test/race: ## run every test with the race detector (go-nostr v0.52.3 itself reports races in Relay close)
-	$(GOTEST) -race $(TESTFLAGS) $(PKGS)
+	@url=$(TESTDB); TEST_DATABASE_URL=$$url $(GOTEST) -race $(TESTFLAGS) $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target of every module for FUZZTIME each (default 1m; CI runs 5s; see scripts/fuzz.sh)
+	FUZZTIME=$${FUZZTIME:-1m} scripts/fuzz.sh
 
 .PHONY: bench
 bench: ## run the benchmarks (results in the closing notes and README)

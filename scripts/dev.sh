@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Runs Serbero for development: every service in one process (--target=all),
 # still talking gRPC between components, with:
-#   - Postgres: $SERBERO_DATABASE_URL if set; else the server on
-#     127.0.0.1:5432 if one answers; else a private cluster under .data/pg
-#     (initdb from the machine's Postgres binaries, installed with apt when
-#     missing; run as the postgres user when we are root, since initdb
-#     refuses root);
+#   - Postgres: $SERBERO_DATABASE_URL if set; else database serbero_dev on
+#     the server scripts/postgres.sh finds or starts (127.0.0.1:5432 if one
+#     answers, else a private cluster under .data/pg; make test uses the
+#     same one);
 #   - a config: ./config.toml if present, else .data/dev-config.toml,
 #     generated once with fresh keys;
 #   - an embedded relay (relaygw starts one in --dev mode when no [[relays]]
@@ -18,45 +17,18 @@ mkdir -p "$data"
 
 log() { printf '\033[1mdev:\033[0m %s\n' "$*" >&2; }
 
-pg_bin() {
-  local d
-  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && { echo "$d"; return; }; done
-  return 1
-}
-
-ensure_postgres_binaries() {
-  pg_bin >/dev/null && return
-  log "installing PostgreSQL (apt-get install postgresql)"
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
-}
-
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
+# database_url: $SERBERO_DATABASE_URL verbatim, else a serbero_dev database
+# on the Postgres scripts/postgres.sh finds or starts (the same one make
+# test uses).
 database_url() {
   if [ -n "${SERBERO_DATABASE_URL:-}" ]; then echo "$SERBERO_DATABASE_URL"; return; fi
-  if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then
-    psql -q -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='serbero_dev'" | grep -q 1 \
-      || psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE serbero_dev" >/dev/null
-    echo "postgres://postgres@127.0.0.1:5432/serbero_dev?sslmode=disable"; return
-  fi
-  ensure_postgres_binaries
-  local bin port=54329 pgdata=$data/pg
-  bin=$(pg_bin)
-  if [ ! -f "$pgdata/PG_VERSION" ]; then
-    log "creating a private Postgres cluster in $pgdata"
-    mkdir -p "$pgdata"
-    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$data/pg"
-    as_pg "$bin/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --no-sync >/dev/null
-  fi
-  if ! as_pg "$bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
-    log "starting the private Postgres on 127.0.0.1:$port"
-    as_pg "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdata" start >/dev/null
-  fi
-  "$bin/psql" -q -h 127.0.0.1 -p $port -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='serbero_dev'" | grep -q 1 \
-    || "$bin/psql" -q -h 127.0.0.1 -p $port -U postgres -d postgres -c "CREATE DATABASE serbero_dev" >/dev/null
-  echo "postgres://postgres@127.0.0.1:$port/serbero_dev?sslmode=disable"
+  local admin psql
+  admin=$(PG_URL= scripts/postgres.sh url)
+  psql=$(ls -d /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -1)
+  [ -n "$psql" ] || psql=psql
+  "$psql" -q "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname='serbero_dev'" | grep -q 1 \
+    || "$psql" -q "$admin" -c "CREATE DATABASE serbero_dev" >/dev/null
+  echo "${admin/\/postgres\?//serbero_dev?}"
 }
 
 hexkey() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }

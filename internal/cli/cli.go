@@ -10,6 +10,8 @@ import (
 	"io"
 	"runtime"
 	"strings"
+
+	"github.com/serbero/serbero/pkg/config"
 )
 
 // IO is the command's view of its process.
@@ -32,6 +34,19 @@ func ExitCode(err error) int {
 		return 2
 	}
 	return 1
+}
+
+// ErrorText is how the command reports err on stderr: "serbero: <err>",
+// except the reference daemon's start-up failures ("failed to load config
+// from <path>: …", "invalid key: …"), which print exactly as it prints them
+// (docs/config.md#errors).
+func ErrorText(err error) string {
+	var le *config.LoadError
+	var ke *config.KeyError
+	if errors.As(err, &le) || errors.As(err, &ke) {
+		return err.Error()
+	}
+	return "serbero: " + err.Error()
 }
 
 const usage = `usage: serbero <command> [flags]
