@@ -21,6 +21,7 @@ import (
 	"github.com/serbero/serbero/services/relaygw/internal/mostroinfo"
 	"github.com/serbero/serbero/services/relaygw/internal/mostroreq"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
+	"github.com/serbero/serbero/services/relaygw/internal/server"
 	"github.com/serbero/serbero/services/relaygw/internal/store"
 )
 
@@ -44,8 +45,6 @@ type Deps struct {
 
 // Service is relaygw.
 type Service struct {
-	relaygwv1.UnimplementedRelayGatewayServiceServer
-
 	deps     Deps
 	log      *slog.Logger
 	id       *identity.Identity
@@ -58,6 +57,7 @@ type Service struct {
 	requests *mostroreq.Requester
 	chat     *chat.Manager
 	devRelay string // listen address of the embedded dev relay, if any
+	api      *server.Server
 }
 
 // New builds relaygw. It parses Serbero's key (a bad key is reported
@@ -138,11 +138,15 @@ func New(deps Deps) (*Service, error) {
 	}); err != nil {
 		return nil, err
 	}
+	s.api = server.New(server.Deps{
+		Identity: id, DMs: s.dms, Disputes: s.disputes, Info: s.info, Requests: s.requests,
+		Chat: s.chat, Pool: s.pool, Stopping: deps.Stopping,
+	})
 	return s, nil
 }
 
 // Register registers the gRPC API.
-func (s *Service) Register(gs *grpc.Server) { relaygwv1.RegisterRelayGatewayServiceServer(gs, s) }
+func (s *Service) Register(gs *grpc.Server) { relaygwv1.RegisterRelayGatewayServiceServer(gs, s.api) }
 
 // PublicKey is Serbero's public key, hex.
 func (s *Service) PublicKey() string { return s.id.PublicKey() }
@@ -174,14 +178,4 @@ func (s *Service) Run(ctx context.Context) error {
 	s.pool.Run(ctx)
 	s.dms.Close()
 	return nil
-}
-
-// streamContext ends when the RPC ends or the process starts to stop.
-func (s *Service) streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(s.deps.Stopping, cancel)
-	return ctx, func() {
-		stop()
-		cancel()
-	}
 }
