@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
@@ -27,16 +28,21 @@ import (
 
 // Deps are what relaygw needs from the process.
 type Deps struct {
-	Config     *config.Config
+	// Config is relaygw's configuration (see Config.Validate).
+	Config     Config
 	Logger     *slog.Logger
 	Pool       *pgxpool.Pool
 	PrivateKey config.Secret
 	Registerer prometheus.Registerer
+	// Clock is the one clock of relaygw's loops and timestamps; nil is the
+	// real clock.
+	Clock clockwork.Clock
 	// Stopping is cancelled when the process starts to stop; stream
-	// handlers end when it is.
+	// handlers end when it is. It goes away once pkg/grpcserver cancels
+	// every stream's context at shutdown by itself.
 	Stopping context.Context
-	// Dev (serve --dev): when no [[relays]] are configured, start an
-	// embedded relay on [relaygw].dev_relay_listen and use it.
+	// Dev (serve --dev): when no relays are configured, start an embedded
+	// relay on Config.DevRelayListen and use it.
 	Dev bool
 	// InitialBackoff overrides the first reconnect delay (tests; default
 	// 250ms).
@@ -63,30 +69,33 @@ type Service struct {
 // New builds relaygw. It parses Serbero's key (a bad key is reported
 // without echoing it) and warns when there is nowhere to connect.
 func New(deps Deps) (*Service, error) {
-	if deps.Config == nil || deps.Logger == nil || deps.Pool == nil {
-		return nil, errors.New("relaygw: Config, Logger and Pool are required")
+	if deps.Logger == nil || deps.Pool == nil {
+		return nil, errors.New("relaygw: Logger and Pool are required")
 	}
 	id, err := identity.Load(deps.PrivateKey)
 	if err != nil {
 		return nil, fmt.Errorf("relaygw: %w", err)
 	}
 	cfg := deps.Config
-	mostroPK, err := config.NormalizePubkey(cfg.Mostro.Pubkey)
-	if err != nil {
-		return nil, fmt.Errorf("relaygw: [mostro].pubkey: %w", err)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("relaygw: configuration: %w", err)
 	}
+	mostroPK := cfg.MostroPubkey
 	if deps.Stopping == nil {
 		deps.Stopping = context.Background()
+	}
+	if deps.Clock == nil {
+		deps.Clock = clockwork.NewRealClock()
 	}
 	// Sub-components add their own component (relaygw.pool, relaygw.dm, ...);
 	// the process logger already names the service.
 	log := deps.Logger
 	s := &Service{deps: deps, log: log, id: id, mostro: mostroPK, store: store.New(deps.Pool)}
 
-	urls := cfg.RelayURLs()
+	urls := cfg.Relays
 	if len(urls) == 0 {
 		if deps.Dev {
-			s.devRelay = cfg.Relaygw.DevRelayListen
+			s.devRelay = cfg.DevRelayListen
 			urls = []string{"ws://" + s.devRelay}
 		} else {
 			// As the reference daemon: keep running (nothing arrives, every
@@ -110,31 +119,36 @@ func New(deps Deps) (*Service, error) {
 	}
 	s.pool = pool.New(pool.Options{
 		URLs:           urls,
-		PublishTimeout: time.Duration(cfg.Relaygw.PublishTimeoutSeconds) * time.Second,
+		PublishTimeout: cfg.PublishTimeout,
 		InitialBackoff: deps.InitialBackoff,
-		MaxBackoff:     time.Duration(cfg.Relaygw.ReconnectMaxBackoffSeconds) * time.Second,
+		MaxBackoff:     cfg.ReconnectMaxBackoff,
 		Logger:         log.With("component", "relaygw.pool"),
 		Metrics:        poolMetrics,
 	})
-	if s.dms, err = dm.New(id, s.store, s.pool, log.With("component", "relaygw.dm"), deps.Registerer); err != nil {
+	if s.dms, err = dm.New(dm.Options{
+		Identity: id, Store: s.store, Pool: s.pool, Logger: log.With("component", "relaygw.dm"),
+		Registerer: deps.Registerer, Clock: deps.Clock,
+	}); err != nil {
 		return nil, err
 	}
 	if s.disputes, err = disputes.New(mostroPK, s.store, log.With("component", "relaygw.disputes"), rejected, deps.Registerer); err != nil {
 		return nil, err
 	}
-	s.info = mostroinfo.New(mostroPK, s.store, log.With("component", "relaygw.mostroinfo"), rejected)
-	lookback := time.Duration(cfg.Relaygw.GiftWrapLookbackSeconds) * time.Second
+	s.info = mostroinfo.New(mostroPK, s.store, log.With("component", "relaygw.mostroinfo"), rejected, deps.Clock)
+	lookback := cfg.GiftWrapLookback
 	if s.requests, err = mostroreq.New(mostroreq.Options{
 		Identity: id, Mostro: mostroPK, Pool: s.pool, Info: s.info, Lookback: lookback,
 		Logger: log.With("component", "relaygw.mostroreq"), Rejected: rejected, Registerer: deps.Registerer,
+		Clock: deps.Clock,
 	}); err != nil {
 		return nil, err
 	}
 	if s.chat, err = chat.New(chat.Options{
 		Identity: id, Store: s.store, Pool: s.pool, Lookback: lookback,
-		Margin:     time.Duration(cfg.Relaygw.ResubscribeMarginSeconds) * time.Second,
-		SendLegacy: cfg.Chat.SendLegacyForm,
+		Margin:     cfg.ResubscribeMargin,
+		SendLegacy: cfg.SendLegacyChat,
 		Logger:     log.With("component", "relaygw.chat"), Registerer: deps.Registerer,
+		Now: deps.Clock.Now,
 	}); err != nil {
 		return nil, err
 	}
@@ -165,7 +179,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.info.Load(ctx); err != nil {
 		s.log.Warn("could not load the cached mostro info; waiting for the relays", "error", err)
 	}
-	margin := time.Duration(s.deps.Config.Relaygw.ResubscribeMarginSeconds) * time.Second
+	margin := s.deps.Config.ResubscribeMargin
 	s.pool.Subscribe(s.info.Spec())
 	s.pool.Subscribe(s.disputes.Spec(s.store, margin))
 	for _, spec := range s.requests.Specs(s.store, margin) {

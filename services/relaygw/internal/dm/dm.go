@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/serbero/serbero/pkg/apperr"
@@ -49,9 +50,25 @@ type Sender struct {
 	ins     *inserter
 }
 
-// New builds a Sender; its metric is registered on reg (nil: none).
-func New(id *identity.Identity, st *store.Store, p *pool.Pool, log *slog.Logger, reg prometheus.Registerer) (*Sender, error) {
-	s := &Sender{id: id, store: st, pool: p, log: log, marks: newMarks(st, log), ins: &inserter{store: st}, results: prometheus.NewCounterVec(prometheus.CounterOpts{
+// Options configures a Sender.
+type Options struct {
+	Identity *identity.Identity
+	Store    *store.Store
+	Pool     *pool.Pool
+	Logger   *slog.Logger
+	// Registerer receives the Sender's metric (nil: none).
+	Registerer prometheus.Registerer
+	// Clock times the batched delivery marks (nil: the real clock).
+	Clock clockwork.Clock
+}
+
+// New builds a Sender.
+func New(o Options) (*Sender, error) {
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
+	}
+	st, log, reg := o.Store, o.Logger, o.Registerer
+	s := &Sender{id: o.Identity, store: st, pool: o.Pool, log: log, marks: newMarks(st, log, o.Clock), ins: &inserter{store: st}, results: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "serbero_relaygw_dms_total",
 		Help: "SendDirectMessage calls by result (delivered, undelivered, duplicate_delivered, republished_delivered, republished_undelivered).",
 	}, []string{"result"})}

@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -74,8 +75,8 @@ type Options struct {
 	Logger     *slog.Logger
 	Rejected   *prometheus.CounterVec
 	Registerer prometheus.Registerer
-	// Now is the clock (default time.Now).
-	Now func() time.Time
+	// Clock is the clock (nil: the real one).
+	Clock clockwork.Clock
 }
 
 // Requester sends requests and matches replies.
@@ -122,8 +123,8 @@ type Response struct {
 
 // New builds a Requester.
 func New(o Options) (*Requester, error) {
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
 	}
 	r := &Requester{o: o, pending: map[string][]*waiter{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -153,7 +154,7 @@ func (r *Requester) Specs(_ pool.Cursors, margin time.Duration) []pool.Spec {
 		{
 			Key: SubKeyV1,
 			Filters: func(context.Context, string) (nostr.Filters, error) {
-				since := nostr.Timestamp(r.o.Now().Add(-r.o.Lookback).Unix())
+				since := nostr.Timestamp(r.o.Clock.Now().Add(-r.o.Lookback).Unix())
 				return nostr.Filters{{Kinds: []int{mostro.KindGiftWrap}, Tags: nostr.TagMap{"p": {self}}, Since: &since}}, nil
 			},
 			Handle: r.handle,
@@ -161,7 +162,7 @@ func (r *Requester) Specs(_ pool.Cursors, margin time.Duration) []pool.Spec {
 		{
 			Key: SubKeyV2,
 			Filters: func(context.Context, string) (nostr.Filters, error) {
-				since := nostr.Timestamp(r.o.Now().Add(-v2Back).Unix())
+				since := nostr.Timestamp(r.o.Clock.Now().Add(-v2Back).Unix())
 				return nostr.Filters{{Kinds: []int{mostro.KindDirect}, Authors: []string{r.o.Mostro}, Tags: nostr.TagMap{"p": {self}}, Since: &since}}, nil
 			},
 			Handle: r.handle,
@@ -282,15 +283,15 @@ func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 		return r.requests.WithLabelValues(string(req.Action), fmt.Sprint(int(version)), result)
 	}
 
-	w := &waiter{id: id, sentAt: r.o.Now(), reply: make(chan Reply, 1)}
+	w := &waiter{id: id, sentAt: r.o.Clock.Now(), reply: make(chan Reply, 1)}
 	r.mu.Lock()
 	r.pending[id] = append(r.pending[id], w)
 	r.mu.Unlock()
 	defer r.forget(w)
 
-	opts := transport.Options{Now: r.o.Now, PoW: difficulty}
+	opts := transport.Options{Now: r.o.Clock.Now, PoW: difficulty}
 	if version == transport.V2 {
-		opts.Expiration = r.o.Now().Add(RequestExpiration)
+		opts.Expiration = r.o.Clock.Now().Add(RequestExpiration)
 	}
 	ev, err := transport.Build(ctx, version, msg, r.o.Identity.Keys(), r.o.Mostro, opts)
 	if err != nil {
@@ -305,7 +306,7 @@ func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 	}
 	log.Info("mostro request sent; waiting for the reply", "timeout", timeout.String())
 
-	t := time.NewTimer(timeout)
+	t := r.o.Clock.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case rep := <-w.reply:
@@ -316,7 +317,7 @@ func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 		labels(result).Inc()
 		log.Info("mostro replied", "reply_action", string(rep.Message.Kind.Action), "reply_event_id", rep.EventID)
 		return Response{ProtocolVersion: int(version), RequestEventID: ev.ID, PoW: difficulty, Reply: rep}, nil
-	case <-t.C:
+	case <-t.Chan():
 		labels("timeout").Inc()
 		log.Warn("no reply from the mostro node", "timeout", timeout.String())
 		return Response{}, apperr.New(apperr.KindDeadlineExceeded, "no reply from the Mostro node within %s", timeout)
