@@ -26,6 +26,7 @@ package mostroreq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -42,6 +43,7 @@ import (
 	"github.com/serbero/serbero/services/relaygw/internal/identity"
 	"github.com/serbero/serbero/services/relaygw/internal/mostroinfo"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
+	"github.com/serbero/serbero/services/relaygw/internal/reason"
 )
 
 // Subscription keys.
@@ -184,15 +186,15 @@ func (r *Requester) handle(_ context.Context, relayURL string, ev *nostr.Event) 
 	}
 	rec, err := transport.Open(*ev, r.o.Identity.Keys(), transport.OpenOptions{})
 	if err != nil {
-		reason := "malformed"
+		why := "malformed"
 		switch {
-		case err == transport.ErrNotForMe:
-			reason = "not_for_me"
-		case strings.Contains(err.Error(), "signature"):
-			reason = "bad_signature"
+		case errors.Is(err, transport.ErrNotForMe):
+			why = "not_for_me"
+		case errors.Is(err, transport.ErrBadSignature):
+			why = "bad_signature"
 		}
-		r.o.Rejected.WithLabelValues("mostro_replies", reason).Inc()
-		r.o.Logger.Debug("ignored an event on the mostro reply subscription", "relay", relayURL, "event_id", ev.ID, "reason", reason)
+		r.o.Rejected.WithLabelValues("mostro_replies", why).Inc()
+		r.o.Logger.Debug("ignored an event on the mostro reply subscription", "relay", relayURL, "event_id", ev.ID, "reason", why)
 		return nil
 	}
 	if rec.Sender != r.o.Mostro || rec.Identity != r.o.Mostro {
@@ -246,11 +248,11 @@ func aboutOtherDispute(m mostro.Message, id string) bool {
 // Send sends one request and waits for its reply.
 func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 	if req.Action != mostro.ActionAdminTakeDispute {
-		return Response{}, apperr.InvalidArgument("action %q cannot be sent", string(req.Action))
+		return Response{}, reason.With(apperr.InvalidArgument("action %q cannot be sent", string(req.Action)), reason.InvalidRequest)
 	}
 	id, err := mostro.NormalizeUUID(req.ID)
 	if err != nil {
-		return Response{}, apperr.InvalidArgument("id must be a UUID (the dispute id)")
+		return Response{}, reason.With(apperr.InvalidArgument("id must be a UUID (the dispute id)"), reason.InvalidRequest)
 	}
 	timeout := req.Timeout
 	if timeout <= 0 {
@@ -263,7 +265,7 @@ func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 		return Response{}, err
 	}
 	if info.ProtocolVersion != mostro.ProtocolV1 && info.ProtocolVersion != mostro.ProtocolV2 {
-		return Response{}, apperr.FailedPrecondition("the Mostro node advertises protocol version %d, which Serbero does not speak (1 or 2)", info.ProtocolVersion)
+		return Response{}, reason.With(apperr.FailedPrecondition("the Mostro node advertises protocol version %d, which Serbero does not speak (1 or 2)", info.ProtocolVersion), reason.ProtocolUnsupported)
 	}
 	version := transport.Version(info.ProtocolVersion)
 	// On v2, mostrod demands pow_first_contact from every sender outside
@@ -277,7 +279,7 @@ func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 	}
 	msg, err := mostro.NewAdminTakeDispute(uint8(version), id)
 	if err != nil {
-		return Response{}, apperr.InvalidArgument("invalid request: %v", err)
+		return Response{}, reason.With(apperr.InvalidArgument("invalid request: %v", err), reason.InvalidRequest)
 	}
 	labels := func(result string) prometheus.Counter {
 		return r.requests.WithLabelValues(string(req.Action), fmt.Sprint(int(version)), result)
@@ -302,7 +304,7 @@ func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 	if !pool.AnyAccepted(results) {
 		labels("unpublished").Inc()
 		log.Warn("no relay accepted the mostro request", "relays", summary(results))
-		return Response{}, apperr.Unavailable("no relay accepted the request (%s)", summary(results))
+		return Response{}, reason.With(apperr.Unavailable("no relay accepted the request (%s)", summary(results)), reason.RelaysUnavailable)
 	}
 	log.Info("mostro request sent; waiting for the reply", "timeout", timeout.String())
 
@@ -320,7 +322,7 @@ func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 	case <-t.Chan():
 		labels("timeout").Inc()
 		log.Warn("no reply from the mostro node", "timeout", timeout.String())
-		return Response{}, apperr.New(apperr.KindDeadlineExceeded, "no reply from the Mostro node within %s", timeout)
+		return Response{}, reason.With(apperr.New(apperr.KindDeadlineExceeded, "no reply from the Mostro node within %s", timeout), reason.Timeout)
 	case <-ctx.Done():
 		return Response{}, ctx.Err()
 	}

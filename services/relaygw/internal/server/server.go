@@ -24,6 +24,7 @@ import (
 	"github.com/serbero/serbero/services/relaygw/internal/mostroinfo"
 	"github.com/serbero/serbero/services/relaygw/internal/mostroreq"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
+	"github.com/serbero/serbero/services/relaygw/internal/reason"
 	"github.com/serbero/serbero/services/relaygw/internal/store"
 )
 
@@ -101,7 +102,7 @@ func (s *Server) SendDirectMessage(ctx context.Context, req *relaygwv1.SendDirec
 // live ones, until the client leaves or the process stops.
 func (s *Server) StreamDisputeEvents(req *relaygwv1.StreamDisputeEventsRequest, stream relaygwv1.RelayGatewayService_StreamDisputeEventsServer) error {
 	if req.GetAfterCursor() < 0 {
-		return apperr.InvalidArgument("after_cursor must not be negative")
+		return reason.With(apperr.InvalidArgument("after_cursor must not be negative"), reason.InvalidRequest)
 	}
 	ctx, cancel := s.streamContext(stream.Context())
 	defer cancel()
@@ -124,7 +125,7 @@ func (s *Server) StreamDisputeEvents(req *relaygwv1.StreamDisputeEventsRequest, 
 func (s *Server) GetMostroInfo(ctx context.Context, _ *relaygwv1.GetMostroInfoRequest) (*relaygwv1.GetMostroInfoResponse, error) {
 	in, ok := s.info.GetOrLoad(ctx)
 	if !ok {
-		return nil, apperr.FailedPrecondition("no info event (kind 38385) from the Mostro node has been received yet")
+		return nil, reason.With(apperr.FailedPrecondition("no info event (kind 38385) from the Mostro node has been received yet"), reason.NodeInfoUnavailable)
 	}
 	return &relaygwv1.GetMostroInfoResponse{Info: &relaygwv1.MostroInfo{
 		Pubkey:          in.Pubkey,
@@ -145,12 +146,12 @@ func (s *Server) SendMostroRequest(ctx context.Context, req *relaygwv1.SendMostr
 	case relaygwv1.MostroAction_MOSTRO_ACTION_ADMIN_TAKE_DISPUTE:
 		action = mostro.ActionAdminTakeDispute
 	default:
-		return nil, apperr.InvalidArgument("action must be set to one of the MostroAction values")
+		return nil, reason.With(apperr.InvalidArgument("action must be set to one of the MostroAction values"), reason.InvalidRequest)
 	}
 	var timeout time.Duration
 	if d := req.GetTimeout(); d != nil {
 		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 {
-			return nil, apperr.InvalidArgument("timeout must be a valid non-negative duration")
+			return nil, reason.With(apperr.InvalidArgument("timeout must be a valid non-negative duration"), reason.InvalidRequest)
 		}
 		timeout = d.AsDuration()
 	}
@@ -276,10 +277,10 @@ func (s *Server) SendChatMessage(ctx context.Context, req *relaygwv1.SendChatMes
 // StreamChatMessages registers the channels and streams their lines.
 func (s *Server) StreamChatMessages(req *relaygwv1.StreamChatMessagesRequest, stream relaygwv1.RelayGatewayService_StreamChatMessagesServer) error {
 	if len(req.GetPartyTradePubkeys()) == 0 {
-		return apperr.InvalidArgument("party_trade_pubkeys must name at least one party")
+		return reason.With(apperr.InvalidArgument("party_trade_pubkeys must name at least one party"), reason.InvalidRequest)
 	}
 	if req.GetAfterCursor() < 0 {
-		return apperr.InvalidArgument("after_cursor must not be negative")
+		return reason.With(apperr.InvalidArgument("after_cursor must not be negative"), reason.InvalidRequest)
 	}
 	ctx, cancel := s.streamContext(stream.Context())
 	defer cancel()
