@@ -106,7 +106,7 @@ func New(deps Deps) (*Service, error) {
 
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "serbero_relaygw_events_rejected_total",
-		Help: "Events delivered by relays that relaygw refused, by stream and reason (wrong_kind, wrong_author, bad_id, bad_signature, malformed, ...).",
+		Help: "Events delivered by relays that relaygw refused, by stream and reason (wrong_kind, wrong_author, bad_id, bad_signature, malformed, unstorable_text, oversized_d_tag, too_many_tags, oversized_tag, oversized_content, ...).",
 	}, []string{"stream", "reason"})
 	poolMetrics, err := pool.NewMetrics(deps.Registerer)
 	if err != nil {
