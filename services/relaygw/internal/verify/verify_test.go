@@ -58,3 +58,36 @@ func TestStorable(t *testing.T) {
 		})
 	}
 }
+
+// FuzzStorable: an event Storable accepts fits every bound and holds only
+// text Postgres can store; one it refuses names a reason.
+func FuzzStorable(f *testing.F) {
+	seed := dispute()
+	f.Add([]byte(seed.String()))
+	f.Add([]byte(`{"kind":38386,"content":"a\u0000b","tags":[["d","` + strings.Repeat("x", 200) + `"]]}`))
+	f.Add([]byte(`{"kind":38385,"tags":[["lnd_uris","a","b","c"],["fee","0.006"]],"content":"\xff"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var ev nostr.Event
+		if ev.UnmarshalJSON(b) != nil {
+			return
+		}
+		r := verify.Storable(&ev)
+		if r != verify.OK {
+			require.NotEmpty(t, string(r))
+			return
+		}
+		require.LessOrEqual(t, len(ev.Content), verify.MaxContent)
+		require.LessOrEqual(t, len(ev.Tags), verify.MaxTags)
+		require.True(t, verify.StorableText(ev.Content))
+		for _, tag := range ev.Tags {
+			require.LessOrEqual(t, len(tag), verify.MaxTagValues)
+			if len(tag) >= 2 && tag[0] == "d" {
+				require.LessOrEqual(t, len(tag[1]), verify.MaxDTag)
+			}
+			for _, v := range tag {
+				require.LessOrEqual(t, len(v), verify.MaxTagValue)
+				require.True(t, verify.StorableText(v))
+			}
+		}
+	})
+}
