@@ -1,6 +1,7 @@
 package relaygw_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -77,6 +78,14 @@ func TestSendFailuresCarryTypedReasons(t *testing.T) {
 			_, err = s.Recv()
 			return err
 		}, codes.InvalidArgument, invalidRequest, true},
+		{"StreamBadConsumer", func() error {
+			s, err := h.Client.StreamDisputeEvents(ctx(t), &relaygwv1.StreamDisputeEventsRequest{Consumer: "Intake Service!"})
+			if err != nil {
+				return err
+			}
+			_, err = s.Recv()
+			return err
+		}, codes.InvalidArgument, invalidRequest, true},
 		{"NoMostroInfoYet", func() error {
 			_, err := h.Client.GetMostroInfo(ctx(t), &relaygwv1.GetMostroInfoRequest{})
 			return err
@@ -131,4 +140,19 @@ func TestBadIdempotencyKeyFailsAloneAmongConcurrentSends(t *testing.T) {
 	}
 	require.Len(t, solver.WaitFor(n-1, wait), n-1)
 	solver.AssertNoMore(200 * time.Millisecond)
+}
+
+// A named consumer's resume position is recorded, for the retention job.
+func TestStreamRecordsWhereAConsumerResumes(t *testing.T) {
+	t.Parallel()
+	h := relaygwtest.Start(t, relaygwtest.Options{})
+	c, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	_, err := h.Client.StreamDisputeEvents(c, &relaygwv1.StreamDisputeEventsRequest{AfterCursor: 42, Consumer: "intakesvc"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		var after int64
+		err := h.DB.Pool.QueryRow(ctx(t), `SELECT after_cursor FROM relaygw_stream_consumers WHERE stream = 'disputes' AND consumer = 'intakesvc'`).Scan(&after)
+		return err == nil && after == 42
+	}, wait, 10*time.Millisecond)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,6 +23,7 @@ import (
 	"github.com/serbero/serbero/services/relaygw/internal/mostroinfo"
 	"github.com/serbero/serbero/services/relaygw/internal/mostroreq"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
+	"github.com/serbero/serbero/services/relaygw/internal/retention"
 	"github.com/serbero/serbero/services/relaygw/internal/server"
 	"github.com/serbero/serbero/services/relaygw/internal/store"
 )
@@ -64,6 +66,7 @@ type Service struct {
 	chat     *chat.Manager
 	devRelay string // listen address of the embedded dev relay, if any
 	api      *server.Server
+	prune    *retention.Job // nil when retention is off
 }
 
 // New builds relaygw. It parses Serbero's key (a bad key is reported
@@ -152,9 +155,18 @@ func New(deps Deps) (*Service, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if cfg.Retention.Keep > 0 {
+		if s.prune, err = retention.New(retention.Options{
+			Store: s.store, Keep: cfg.Retention.Keep, Interval: cfg.Retention.Interval, BatchSize: cfg.Retention.BatchSize,
+			Relays: urls, Logger: log.With("component", "relaygw.retention"), Registerer: deps.Registerer, Clock: deps.Clock,
+		}); err != nil {
+			return nil, err
+		}
+	}
 	s.api = server.New(server.Deps{
 		Identity: id, DMs: s.dms, Disputes: s.disputes, Info: s.info, Requests: s.requests,
 		Chat: s.chat, Pool: s.pool, Stopping: deps.Stopping,
+		Consumers: retention.NewConsumers(s.store, log.With("component", "relaygw.retention")),
 	})
 	return s, nil
 }
@@ -188,8 +200,14 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.chat.Start(ctx); err != nil {
 		s.log.Warn("could not load the registered chat channels yet; retrying in the background", "error", err)
 	}
-	s.log.Info("relaygw running", "pubkey", s.id.PublicKey(), "mostro_pubkey", s.mostro, "relays", len(s.pool.URLs()))
+	var background sync.WaitGroup
+	if s.prune != nil {
+		background.Go(func() { s.prune.Run(ctx) })
+	}
+	s.log.Info("relaygw running", "pubkey", s.id.PublicKey(), "mostro_pubkey", s.mostro, "relays", len(s.pool.URLs()),
+		"retention", s.deps.Config.Retention.Keep.String())
 	s.pool.Run(ctx)
+	background.Wait()
 	s.dms.Close()
 	return nil
 }

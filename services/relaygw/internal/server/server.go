@@ -25,6 +25,7 @@ import (
 	"github.com/serbero/serbero/services/relaygw/internal/mostroreq"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
 	"github.com/serbero/serbero/services/relaygw/internal/reason"
+	"github.com/serbero/serbero/services/relaygw/internal/retention"
 	"github.com/serbero/serbero/services/relaygw/internal/store"
 )
 
@@ -37,6 +38,8 @@ type Deps struct {
 	Requests *mostroreq.Requester
 	Chat     *chat.Manager
 	Pool     *pool.Pool
+	// Consumers records where stream consumers resume (retention).
+	Consumers *retention.Consumers
 	// Stopping, when set, ends open streams when it is cancelled. It goes
 	// away once pkg/grpcserver cancels every stream's context at shutdown.
 	Stopping context.Context
@@ -46,14 +49,15 @@ type Deps struct {
 type Server struct {
 	relaygwv1.UnimplementedRelayGatewayServiceServer
 
-	id       *identity.Identity
-	dms      *dm.Sender
-	disputes *disputes.Ingest
-	info     *mostroinfo.Cache
-	requests *mostroreq.Requester
-	chat     *chat.Manager
-	pool     *pool.Pool
-	stopping context.Context
+	id        *identity.Identity
+	dms       *dm.Sender
+	disputes  *disputes.Ingest
+	info      *mostroinfo.Cache
+	requests  *mostroreq.Requester
+	chat      *chat.Manager
+	pool      *pool.Pool
+	consumers *retention.Consumers
+	stopping  context.Context
 }
 
 // New builds the handlers over d.
@@ -64,7 +68,7 @@ func New(d Deps) *Server {
 	}
 	return &Server{
 		id: d.Identity, dms: d.DMs, disputes: d.Disputes, info: d.Info, requests: d.Requests,
-		chat: d.Chat, pool: d.Pool, stopping: stopping,
+		chat: d.Chat, pool: d.Pool, consumers: d.Consumers, stopping: stopping,
 	}
 }
 
@@ -104,8 +108,14 @@ func (s *Server) StreamDisputeEvents(req *relaygwv1.StreamDisputeEventsRequest, 
 	if req.GetAfterCursor() < 0 {
 		return reason.With(apperr.InvalidArgument("after_cursor must not be negative"), reason.InvalidRequest)
 	}
+	if !retention.ValidConsumer(req.GetConsumer()) {
+		return reason.With(apperr.InvalidArgument("consumer must be at most %d characters of a-z, 0-9, '.', '_', '-'", retention.MaxConsumerName), reason.InvalidRequest)
+	}
 	ctx, cancel := s.streamContext(stream.Context())
 	defer cancel()
+	if s.consumers != nil {
+		s.consumers.ResumedDisputes(ctx, req.GetConsumer(), req.GetAfterCursor())
+	}
 	return s.disputes.Stream(ctx, req.GetAfterCursor(), func(e store.DisputeEvent) error {
 		return stream.Send(&relaygwv1.StreamDisputeEventsResponse{Event: &relaygwv1.DisputeEvent{
 			Cursor:     e.Cursor,

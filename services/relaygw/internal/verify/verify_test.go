@@ -39,7 +39,9 @@ func TestStorable(t *testing.T) {
 		{"ManyTags", func(e *nostr.Event) { e.Tags = many(verify.MaxTags + 1) }, verify.TooManyTags},
 		{"TagsAtTheBound", func(e *nostr.Event) { e.Tags = many(verify.MaxTags) }, verify.OK},
 		{"WideTag", func(e *nostr.Event) { e.Tags = append(e.Tags, make(nostr.Tag, verify.MaxTagValues+1)) }, verify.OversizedTag},
-		{"LongTagValue", func(e *nostr.Event) { e.Tags = append(e.Tags, nostr.Tag{"y", strings.Repeat("n", verify.MaxTagValue+1)}) }, verify.OversizedTag},
+		{"LongTagValue", func(e *nostr.Event) {
+			e.Tags = append(e.Tags, nostr.Tag{"y", strings.Repeat("n", verify.MaxTagValue+1)})
+		}, verify.OversizedTag},
 		{"TagsTooLargeTogether", func(e *nostr.Event) {
 			for range verify.MaxTagsBytes/verify.MaxTagValue + 1 {
 				e.Tags = append(e.Tags, nostr.Tag{"r", strings.Repeat("u", verify.MaxTagValue-1)})
