@@ -39,7 +39,7 @@ type Payload struct {
 }
 
 // DisputePayload is Payload::Dispute(Uuid, Option<SolverDisputeInfo>),
-// serialized as ["<id>", info|null]. Mostro's docs show a plain string id;
+// serialized as ["<id>", info|null]. Some clients send a plain string id;
 // that form decodes too (StringForm) and re-encodes as it came.
 type DisputePayload struct {
 	ID         string
