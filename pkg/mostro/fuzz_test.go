@@ -179,7 +179,7 @@ func eventSeeds() []string {
 const pk = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
 
 // FuzzParseDisputeEvent: a rejected event is ErrNotDisputeEvent; an
-// accepted one names its first non-empty... d tag and a status.
+// accepted one has a status and, as its id, the first non-empty d tag.
 func FuzzParseDisputeEvent(f *testing.F) {
 	for _, s := range eventSeeds() {
 		f.Add([]byte(s))
