@@ -91,6 +91,13 @@ func (c *Config) Validate() error {
 	positive("[relaygw].publish_timeout_seconds", c.Relaygw.PublishTimeoutSeconds)
 	positive("[relaygw].reconnect_max_backoff_seconds", c.Relaygw.ReconnectMaxBackoffSeconds)
 	nonNegative("[relaygw].resubscribe_margin_seconds", c.Relaygw.ResubscribeMarginSeconds)
+	nonNegative("[relaygw].retention_days", c.Relaygw.RetentionDays)
+	if c.Relaygw.RetentionDays > 0 {
+		positive("[relaygw].retention_interval_seconds", c.Relaygw.RetentionIntervalSeconds)
+		if c.Relaygw.RetentionDays*24*3600 < c.Relaygw.GiftWrapLookbackSeconds {
+			bad("[relaygw].retention_days (%d) must cover [relaygw].giftwrap_lookback_seconds (%d s)", c.Relaygw.RetentionDays, c.Relaygw.GiftWrapLookbackSeconds)
+		}
+	}
 	if c.Relaygw.GiftWrapLookbackSeconds < 2*24*3600 {
 		bad("[relaygw].giftwrap_lookback_seconds must be at least 172800 (gift wraps are back-dated up to two days; got %d)",
 			c.Relaygw.GiftWrapLookbackSeconds)
