@@ -47,14 +47,16 @@ type Options struct {
 
 // env is everything a service constructor may use.
 type env struct {
-	cfg      *config.Config
-	dev      bool
-	loaded   *config.Loaded
-	log      *slog.Logger
-	peers    *peers
-	reg      prometheus.Registerer
-	stopping context.Context
-	target   config.Target
+	cfg    *config.Config
+	dev    bool
+	loaded *config.Loaded
+	log    *slog.Logger
+	peers  *peers
+	reg    prometheus.Registerer
+	// setHealth sets a component's gRPC health status.
+	setHealth func(name string, serving bool)
+	stopping  context.Context
+	target    config.Target
 }
 
 // Run runs the target until ctx is cancelled, then shuts down in order.
@@ -130,7 +132,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 
 	e := &env{
-		cfg: cfg, dev: opts.Dev, loaded: opts.Loaded, log: log, reg: reg, stopping: stopping, target: opts.Target,
+		cfg: cfg, dev: opts.Dev, loaded: opts.Loaded, log: log, reg: reg, setHealth: srv.SetHealth, stopping: stopping, target: opts.Target,
 		peers: &peers{self: dialable(lis.Addr()), token: token, target: opts.Target, conns: map[string]*grpc.ClientConn{}},
 	}
 	defer e.peers.close()

@@ -75,7 +75,9 @@ type Observer interface {
 }
 
 // Observer returns the Observer of one provider (nil-safe).
-func (m *Metrics) Observer(provider string) Observer { return providerObserver{m: m, provider: provider} }
+func (m *Metrics) Observer(provider string) Observer {
+	return providerObserver{m: m, provider: provider}
+}
 
 type providerObserver struct {
 	m        *Metrics
