@@ -25,7 +25,9 @@ func TestRationaleRedacted(t *testing.T) {
 	const secret = "the buyer is lying about the payment"
 	r := reasoning.NewRationale(secret)
 	resp := reasoning.ClassificationResponse{Classification: reasoning.LabelUnclear, Rationale: r}
-	type hidden struct{ resp reasoning.ClassificationResponse }
+	type hidden struct {
+		resp reasoning.ClassificationResponse
+	}
 
 	outs := []string{
 		r.String(), r.GoString(),

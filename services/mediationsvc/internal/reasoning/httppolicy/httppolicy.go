@@ -41,7 +41,8 @@ type Policy struct {
 	// Attempts is how many attempts a call may make (at least 1).
 	Attempts int
 	// InitialBackoff and MaxBackoff shape the backoff between attempts
-	// (zero: 250 ms and 5 s); each wait is randomised by ±50%.
+	// (zero: 250 ms and 5 s); each wait is randomised by ±50% (capped at
+	// MaxBackoff before randomisation), and a longer Retry-After wins.
 	InitialBackoff, MaxBackoff time.Duration
 	// ErrorPrefix starts the text of HTTP status errors ("http" or
 	// "anthropic http").
@@ -63,8 +64,19 @@ func New(timeoutSeconds, retryCount int64) Policy {
 }
 
 // Budget is the overall deadline of one call: every attempt at its full
-// timeout. Backoff waits come out of it, never on top of it.
-func (p Policy) Budget() time.Duration { return time.Duration(max(p.Attempts, 1)) * p.Timeout }
+// timeout, plus one MaxBackoff between each two attempts. A wait
+// (backoff or Retry-After) that would end past it is not made: the call
+// fails with its last error instead.
+func (p Policy) Budget() time.Duration {
+	n := time.Duration(max(p.Attempts, 1))
+	return n*p.Timeout + (n-1)*orDefault(p.MaxBackoff, defaultMaxBackoff)
+}
+
+// Backoff defaults.
+const (
+	defaultInitialBackoff = 250 * time.Millisecond
+	defaultMaxBackoff     = 5 * time.Second
+)
 
 // Do sends the request newReq builds (once per attempt) and returns the
 // body of the first 2xx answer. Failures are *reasoning.Error:
@@ -87,10 +99,10 @@ func (p Policy) Do(ctx context.Context, op reasoning.Operation, newReq func(cont
 	defer cancel()
 
 	bo := &backoff.ExponentialBackOff{
-		InitialInterval:     orDefault(p.InitialBackoff, 250*time.Millisecond),
+		InitialInterval:     orDefault(p.InitialBackoff, defaultInitialBackoff),
 		RandomizationFactor: 0.5,
 		Multiplier:          2,
-		MaxInterval:         orDefault(p.MaxBackoff, 5*time.Second),
+		MaxInterval:         orDefault(p.MaxBackoff, defaultMaxBackoff),
 	}
 	bo.Reset()
 
