@@ -114,7 +114,7 @@ LIMIT 1`,
 	return got, nil
 }
 
-const occurrenceColumns = `id, rationale_id, dispute_id, COALESCE(session_id, ''), operation, provider, model, prompt_bundle_id, policy_hash, generated_at, occurrence_key`
+const occurrenceColumns = `id, rationale_id, dispute_id, COALESCE(session_id, '') AS session_id, operation, provider, model, prompt_bundle_id, policy_hash, generated_at, occurrence_key`
 
 func scanOccurrence(row pgx.Row) (RationaleOccurrence, error) {
 	var o RationaleOccurrence
