@@ -72,9 +72,18 @@ func RationaleID(text string) string {
 // occurrence (once per key). The same text in two sessions, or the empty
 // text, is two occurrences and never an error. It returns the stored
 // occurrence (the first one written under the same key).
+//
+// db is the caller's transaction (or pool); nil runs both writes in one
+// transaction of the store's own.
 func (s *Store) RecordRationale(ctx context.Context, db DB, text string, o RationaleOccurrence) (RationaleOccurrence, error) {
 	if db == nil {
-		db = s.pool
+		var out RationaleOccurrence
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			out, err = s.RecordRationale(ctx, tx, text, o)
+			return err
+		})
+		return out, err
 	}
 	if strings.TrimSpace(o.DisputeID) == "" {
 		return RationaleOccurrence{}, errors.New("record rationale: dispute id is required")
