@@ -111,3 +111,20 @@ func TestShippedBundle(t *testing.T) {
 
 // ShippedPolicyHash is the policy_hash of prompts/ as shipped.
 const ShippedPolicyHash = "45ba162f81c9d1ce3c0631f071fd6ad92e9f168668291689ee26925374576a83"
+
+// The Helm chart ships a copy of prompts/ (Helm reads files only inside
+// the chart): it must stay byte-identical.
+func TestChartShipsTheBundle(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..", "..", "..", "..")
+	repo, err := filepath.Glob(filepath.Join(root, "prompts", "*.md"))
+	require.NoError(t, err)
+	require.Len(t, repo, 5)
+	for _, p := range repo {
+		want, err := os.ReadFile(p)
+		require.NoError(t, err)
+		got, err := os.ReadFile(filepath.Join(root, "deploy", "k8s", "files", "prompts", filepath.Base(p)))
+		require.NoError(t, err, "deploy/k8s/files/prompts lacks %s: copy prompts/ there", filepath.Base(p))
+		require.Equal(t, string(want), string(got), "deploy/k8s/files/prompts/%s differs from prompts/: copy it", filepath.Base(p))
+	}
+}

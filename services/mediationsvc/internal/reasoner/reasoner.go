@@ -261,7 +261,7 @@ func (c *Core) Summarize(ctx context.Context, in SummarizeInput) (Summary, error
 		return Summary{}, err
 	}
 	check := policy.CheckSummary(resp)
-	outcome, trigger := "summary_delivered", ""
+	outcome, trigger := "summary_accepted", ""
 	if check != nil {
 		outcome, trigger = string(policy.OutcomeEscalate), string(check.Trigger)
 	}

@@ -53,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"provider"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "serbero_mediationsvc_policy_decisions_total",
-			Help: "Policy decisions by outcome (ask_clarification, summarize, escalate) and trigger (none when not escalated).",
+			Help: "Policy decisions by outcome (ask_clarification, summarize, escalate, summary_accepted) and trigger (none when not escalated).",
 		}, []string{"outcome", "trigger"}),
 	}
 	if reg != nil {
