@@ -93,7 +93,10 @@ func TestNotYetImplemented(t *testing.T) {
 		require.NoError(t, err, "declared providers build")
 		for _, call := range []func() error{
 			func() error { return p.HealthCheck(context.Background()) },
-			func() error { _, err := p.Classify(context.Background(), reasoning.ClassificationRequest{}); return err },
+			func() error {
+				_, err := p.Classify(context.Background(), reasoning.ClassificationRequest{})
+				return err
+			},
 			func() error { _, err := p.Summarize(context.Background(), reasoning.SummaryRequest{}); return err },
 		} {
 			err := call()
