@@ -180,8 +180,14 @@ func TestPhase3StaysOff(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			up, logs, health, _ := start(t, tt.cfg(t))
+			up, logs, health, db := start(t, tt.cfg(t))
 			require.False(t, up)
+			var sessions, bundles int
+			require.NoError(t, db.Pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM mediation_sessions), (SELECT count(*) FROM reasoning_prompt_bundles)`).Scan(&sessions, &bundles))
+			require.Zero(t, sessions)
+			require.Zero(t, bundles, "nothing stored when phase 3 stays off")
+			_, err := db.Pool.Exec(t.Context(), `INSERT INTO disputes (dispute_id, event_id, mostro_pubkey, initiator_role, event_timestamp, detected_at) VALUES ('d', 'e', 'm', 'buyer', 1, 1)`)
+			require.NoError(t, err, "the disputes table is usable")
 			for _, l := range tt.logged {
 				require.Contains(t, logs, l)
 			}

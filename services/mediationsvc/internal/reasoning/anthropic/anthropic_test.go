@@ -179,3 +179,13 @@ func TestTimeout(t *testing.T) {
 	require.Equal(t, reasoning.CategoryTimeout, reasoning.CategoryOf(err))
 	require.Len(t, hits, 2, "timed out, retried once, timed out again")
 }
+
+func TestHealthInvalidKey(t *testing.T) {
+	t.Parallel()
+	srv := adaptertest.New(t, adaptertest.Response{Status: 401, Body: `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`})
+	err := adapter(srv.URL, 3).HealthCheck(t.Context())
+	require.Equal(t, reasoning.CategoryUnreachable, reasoning.CategoryOf(err))
+	require.ErrorContains(t, err, "401")
+	require.ErrorContains(t, err, "anthropic")
+	require.Len(t, srv.Requests(), 1, "a 4xx is not retried")
+}
