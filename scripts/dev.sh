@@ -8,7 +8,12 @@
 #   - a config: ./config.toml if present, else .data/dev-config.toml,
 #     generated once with fresh keys;
 #   - an embedded relay (relaygw starts one in --dev mode when no [[relays]]
-#     are configured).
+#     are configured);
+#   - when the config has no [reasoning] section: the scripted reasoning
+#     simulator (serbero devtool reasoning-sim, not a model) on
+#     127.0.0.1:8089, with [mediation] and [reasoning] pointed at it
+#     (openai-compatible, a dummy key). SERBERO_DEV_REASONING_SCRIPT names
+#     a script file for it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -55,4 +60,21 @@ log "database: ${SERBERO_DATABASE_URL}"
 log "config:   $cfg"
 log "operator CLI: SERBERO_AUTH_TOKEN_FILE=.data/dev-token bin/serbero ctl disputes list"
 "$root/bin/serbero" migrate up --config "$cfg"
-exec "$root/bin/serbero" serve --target=all --dev --config "$cfg"
+
+if grep -q '^[[:space:]]*\[reasoning\]' "$cfg"; then
+  exec "$root/bin/serbero" serve --target=all --dev --config "$cfg"
+fi
+sim_addr=${SERBERO_DEV_REASONING_SIM:-127.0.0.1:8089}
+sim_args=(devtool reasoning-sim --listen "$sim_addr")
+[ -n "${SERBERO_DEV_REASONING_SCRIPT:-}" ] && sim_args+=(--script "$SERBERO_DEV_REASONING_SCRIPT")
+"$root/bin/serbero" "${sim_args[@]}" >"$data/reasoning-sim.log" 2>&1 &
+sim_pid=$!
+trap 'kill "$sim_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do # wait until it listens, so the start-up health check finds it
+  (exec 3<>"/dev/tcp/${sim_addr%:*}/${sim_addr##*:}") 2>/dev/null && break
+  sleep 0.1
+done
+log "reasoning: the scripted simulator on http://$sim_addr/v1 (log: .data/reasoning-sim.log); add a [reasoning] section to use a real provider"
+export SERBERO_MEDIATION_ENABLED=true SERBERO_REASONING_ENABLED=true SERBERO_REASONING_PROVIDER=openai-compatible \
+  SERBERO_REASONING_API_BASE="http://$sim_addr/v1" SERBERO_REASONING_MODEL=reasoning-sim SERBERO_REASONING_API_KEY=dev-dummy-key
+"$root/bin/serbero" serve --target=all --dev --config "$cfg"
