@@ -28,7 +28,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 s=$(date +%s)
-make -s -C "$root" k8s-build bin/helm
+make -s -C "$root" k8s-build "$root/bin/helm"
 phase "build (cluster binaries, helm)" "$s"
 s=$(date +%s)
 "$root/scripts/k8s/up.sh"
