@@ -32,6 +32,7 @@ type valueSet struct {
 	reasoning  bool
 	monitor    bool
 	dbPolicy   bool
+	keda       bool // escalationsvc scaled by a KEDA ScaledObject
 }
 
 var valueSets = []valueSet{
@@ -46,6 +47,12 @@ var valueSets = []valueSet{
 		disabled: []string{"mediationsvc"},
 		replicas: map[string]int{"relaygw": 1, "intakesvc": 1, "authsvc": 1},
 		hpa:      &struct{ min, max int }{2, 5},
+	},
+	{
+		file: "keda-values.yaml", fullname: "serbero",
+		keySecret: "serbero-nostr-key", keyKey: "nostr-key", dbSecret: "serbero-database", dbKey: "url", authKey: "token",
+		replicas: map[string]int{"relaygw": 1, "intakesvc": 1, "authsvc": 1, "mediationsvc": 1},
+		keda:     true,
 	},
 	{
 		file: "full-values.yaml", fullname: "serbero-prod",
