@@ -258,7 +258,8 @@ func TestHelmTestHook(t *testing.T) {
 		sa := str(spec["serviceAccountName"])
 		saObj, ok := m.find("ServiceAccount", sa)
 		require.True(t, ok)
-		require.Equal(t, "test", saObj.annotations()["helm.sh/hook"])
+		require.Equal(t, "test", saObj.component())
+		require.Equal(t, false, saObj["automountServiceAccountToken"])
 		want := []any{"health", "--timeout=5s"}
 		for _, c := range components {
 			if slices.Contains(vs.enabled(), c.name) {

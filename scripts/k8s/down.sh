@@ -73,6 +73,12 @@ if [ -d "$K8S_DIR" ]; then
   done
 fi
 
+# The cgroups runc made for the pods (under k8s.io, containerd's CRI
+# namespace, in every hierarchy); rmdir leaves any cgroup still in use.
+for d in /sys/fs/cgroup/*/k8s.io; do
+  [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+done
+
 # The kubelet's symlinks to our pod logs.
 for l in /var/log/containers/*.log; do
   [ -L "$l" ] && case "$(readlink "$l")" in "$K8S_DIR"/*) rm -f "$l" ;; esac
