@@ -109,7 +109,24 @@ CHART_OUT    := $(CURDIR)/out/chart
 CHART_CRDS   := deploy/charttest/testdata/crds
 
 .PHONY: helm-check
-helm-check: helm-lint helm-validate helm-test ## lint, render and validate the chart for every ci value set, then the chart tests
+helm-check: helm-lint helm-validate helm-docs-check helm-test ## lint, render and validate the chart for every ci value set, README drift, then the chart tests
+
+$(BIN)/helm-docs: tools/helm-docs/go.mod
+	cd tools/helm-docs && $(TOOLENV) go build -o $(BIN)/helm-docs github.com/norwoodj/helm-docs/cmd/helm-docs
+
+# helm-docs writes deploy/k8s/README.md from README.md.gotmpl and values.yaml's `# --` comments.
+HELM_DOCS_ARGS = --chart-search-root deploy --template-files README.md.gotmpl --sort-values-order file
+
+.PHONY: helm-docs
+helm-docs: $(BIN)/helm-docs ## regenerate deploy/k8s/README.md (the parameters table) from values.yaml
+	$(BIN)/helm-docs $(HELM_DOCS_ARGS)
+
+.PHONY: helm-docs-check
+helm-docs-check: $(BIN)/helm-docs ## fail if deploy/k8s/README.md is not what helm-docs generates
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; cp -r deploy/k8s $$tmp/k8s; \
+	  $(BIN)/helm-docs --chart-search-root $$tmp --template-files README.md.gotmpl --sort-values-order file >/dev/null; \
+	  if ! diff -u deploy/k8s/README.md $$tmp/k8s/README.md; then \
+	    echo "deploy/k8s/README.md is out of date: run make helm-docs"; exit 1; fi
 
 .PHONY: helm-lint
 helm-lint: $(BIN)/helm ## helm lint --strict the chart with every ci value set
