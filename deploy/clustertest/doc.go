@@ -14,5 +14,5 @@
 //	make k8s-up && make k8s-test && make k8s-down   # or: make k8s-ci
 //
 // What they check and what the cluster cannot show is in
-// docs/deploy.md#tried-on.
+// docs/deploy.md#10-tried-on.
 package clustertest

@@ -5,7 +5,7 @@
 // image layout in a tar archive that `ctr images import` and
 // `podman load` accept. It builds the same image the Dockerfile describes
 // for registries where no registry can be reached (the local test cluster,
-// docs/deploy.md#tried-on). The output is reproducible: every timestamp is
+// docs/deploy.md#10-tried-on). The output is reproducible: every timestamp is
 // Spec.Created and every owner is fixed.
 package ociimage
 

@@ -1,6 +1,6 @@
 // Module k8s pins the Kubernetes components, kubectl and CoreDNS that
 // scripts/k8s/up.sh runs as a single-node cluster for the chart tests
-// (make k8s-up; docs/deploy.md#tried-on). k8s.io/kubernetes is not meant to
+// (make k8s-up; docs/deploy.md#10-tried-on). k8s.io/kubernetes is not meant to
 // be imported: each of its staging modules is replaced by the same release.
 module github.com/serbero/serbero/tools/k8s
 
