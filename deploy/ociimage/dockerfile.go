@@ -62,7 +62,20 @@ func ParseDockerfile(r io.Reader, args map[string]string) (Stage, error) {
 		op, rest := strings.ToUpper(in[0]), in[1]
 		switch op {
 		case "FROM":
-			st.From = strings.Fields(rest)[0]
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return Stage{}, errors.New("FROM without an image")
+			}
+			st.From = f[len(f)-1]
+			for i, w := range f {
+				if strings.EqualFold(w, "AS") && i > 0 {
+					st.From = f[i-1]
+					break
+				}
+			}
+			if strings.HasPrefix(st.From, "--") {
+				return Stage{}, fmt.Errorf("FROM %s: no image", rest)
+			}
 		case "ARG":
 			name, def, _ := strings.Cut(rest, "=")
 			v, ok := args[name]

@@ -164,3 +164,20 @@ func TestParseDockerfile(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseDockerfile: any text parses to a stage or an error, never a
+// panic; a parsed stage's From is the last FROM's image.
+func FuzzParseDockerfile(f *testing.F) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+	require.NoError(f, err)
+	f.Add(string(raw))
+	f.Add("FROM scratch\nLABEL a=\"b c\" d=e\nENTRYPOINT [\"/x\"]\n")
+	f.Add("FROM scratch\nLABEL a=\"unterminated\n")
+	f.Add("FROM scratch\nARG V\nUSER ${V}:$V\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		st, err := ociimage.ParseDockerfile(strings.NewReader(text), map[string]string{"V": "1"})
+		if err == nil && st.From == "" {
+			t.Fatalf("parsed without a base image: %q", text)
+		}
+	})
+}
