@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/serbero/serbero/pkg/handoff"
+	"github.com/serbero/serbero/pkg/mostro"
 	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/pkg/pgdb"
 	"github.com/serbero/serbero/pkg/testkit/fakemostro"
@@ -48,6 +49,7 @@ type world struct {
 	db           *pgxpool.Pool
 	mostro       *fakemostro.Mostro
 	read, write  *fakesolver.Solver
+	relays       []*relay.Relay
 	serbero      keys.Keys
 	imageRepo    string
 	tags         []string
@@ -119,6 +121,7 @@ func setup(t *testing.T) *world {
 	// Two relays, the Mostro node and two solvers, on the host; the pods
 	// reach the relays through the bridge gateway.
 	r1, r2 := relay.Start(t), relay.Start(t)
+	w.relays = []*relay.Relay{r1, r2}
 	podRelays := []string{relayURLForPods(t, gateway, r1.URL()), relayURLForPods(t, gateway, r2.URL())}
 	w.serbero = keys.Generate()
 	w.mostro = fakemostro.Start(t, fakemostro.Config{Name: "CI node"}, r1.URL(), r2.URL())
@@ -488,12 +491,21 @@ func (w *world) scaleAndKillMidDrain(t *testing.T) {
 		w.checkAllNotifiedOnce(t)
 	}
 	batch := candidates[:40]
+	// Slow relays (each gift wrap held 400 ms before its OK) keep the
+	// replicas busy dispatching long enough for the kills to land mid-drain.
+	for _, r := range w.relays {
+		r.SetFaults(relay.Faults{StallIncoming: 400 * time.Millisecond, StallMatch: relay.Kinds(mostro.KindGiftWrap)})
+	}
 	w.enqueue(t, batch)
 	w.c.kube("delete", "pod", pods[0].Metadata.Name, pods[1].Metadata.Name, "--grace-period=0", "--force")
 	var pending int
 	require.NoError(t, w.db.QueryRow(context.Background(), `SELECT count(*) FROM handoffs WHERE status <> 'done'`).Scan(&pending))
 	t.Logf("force-deleted %s and %s with %d of %d handoffs not yet done", pods[0].Metadata.Name, pods[1].Metadata.Name, pending, len(batch))
+	require.Positive(t, pending, "the replicas had drained the queue before the kills")
 	w.checkHandoffsOnce(t)
+	for _, r := range w.relays {
+		r.ClearFaults()
+	}
 	waitFor(t, "3 escalationsvc pods Ready again", func() bool {
 		ready := 0
 		for _, p := range w.c.pods(sel) {
