@@ -14,6 +14,7 @@ require (
 	github.com/serbero/serbero/gen/go v0.0.0
 	github.com/serbero/serbero/pkg v0.0.0
 	github.com/serbero/serbero/pkg/mostro v0.0.0
+	github.com/serbero/serbero/pkg/testkit v0.0.0
 	github.com/serbero/serbero/services/authsvc v0.0.0
 	github.com/serbero/serbero/services/escalationsvc v0.0.0
 	github.com/serbero/serbero/services/intakesvc v0.0.0

@@ -56,6 +56,7 @@ commands:
   migrate   apply (up) or list (status) the database migrations
   ctl       operator commands: disputes, handoffs, auth state, relays (over gRPC)
   devtool   development helpers (init-config, publish-dispute, read-dms, ...)
+  health    check services' gRPC health (HOST:PORT[=SERVICE]...; the chart's helm test)
   version   print the version
 
 Run "serbero <command> -h" for the flags of a command.`
@@ -75,6 +76,8 @@ func Run(ctx context.Context, args []string, io IO, version string) error {
 		return ctlCommand(ctx, args[1:], io)
 	case "devtool":
 		return devtoolCommand(ctx, args[1:], io)
+	case "health":
+		return healthCommand(ctx, args[1:], io)
 	case "version", "--version", "-version":
 		fmt.Fprintf(io.Stdout, "serbero %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
