@@ -41,6 +41,11 @@ import (
 	"github.com/serbero/serbero/services/intakesvc/internal/store"
 )
 
+// Consumer is the name intakesvc gives relaygw's dispute stream: relaygw
+// records the cursor each named consumer resumes from, and its retention
+// never deletes an event intakesvc has not passed.
+const Consumer = "intakesvc"
+
 // Config tunes the intake.
 type Config struct {
 	// MostroPubkey is the configured Mostro node (lowercase hex): the only
@@ -146,7 +151,7 @@ func (in *Intake) Run(ctx context.Context) {
 
 	b := retry.Exponential(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
-		stream, err := in.rg.StreamDisputeEvents(ctx, &relaygwv1.StreamDisputeEventsRequest{AfterCursor: cursor})
+		stream, err := in.rg.StreamDisputeEvents(ctx, &relaygwv1.StreamDisputeEventsRequest{AfterCursor: cursor, Consumer: Consumer})
 		if err == nil {
 			for {
 				var resp *relaygwv1.StreamDisputeEventsResponse

@@ -33,12 +33,12 @@ type streamer struct {
 	relaygwv1.UnimplementedRelayGatewayServiceServer
 	mu     sync.Mutex
 	events []*relaygwv1.DisputeEvent
-	opened chan int64
+	opened chan *relaygwv1.StreamDisputeEventsRequest
 }
 
 func (s *streamer) StreamDisputeEvents(req *relaygwv1.StreamDisputeEventsRequest, stream relaygwv1.RelayGatewayService_StreamDisputeEventsServer) error {
 	select {
-	case s.opened <- req.GetAfterCursor():
+	case s.opened <- req:
 	default:
 	}
 	s.mu.Lock()
@@ -59,7 +59,7 @@ func (s *streamer) StreamDisputeEvents(req *relaygwv1.StreamDisputeEventsRequest
 // startStreamer serves events signed by mostro as relaygw would stream them.
 func startStreamer(t *testing.T, mostro keys.Keys, evs ...nostr.Event) (relaygwv1.RelayGatewayServiceClient, *streamer) {
 	t.Helper()
-	s := &streamer{opened: make(chan int64, 16)}
+	s := &streamer{opened: make(chan *relaygwv1.StreamDisputeEventsRequest, 16)}
 	for i, ev := range evs {
 		require.NoError(t, mostro.Sign(&ev))
 		pe := &relaygwv1.DisputeEvent{Cursor: int64(i + 1), EventId: ev.ID, Pubkey: ev.PubKey, Kind: int32(ev.Kind),
@@ -149,7 +149,9 @@ func TestPoisonEventsAreQuarantinedAndPassed(t *testing.T) {
 		dispute("d-after", "initiated", now))
 	m := metrics.New(prometheus.NewRegistry())
 	logs, stop := runIntake(t, s, rg, mostro.PublicKey(), m)
-	require.Zero(t, <-str.opened, "a first start asks from 0")
+	req := <-str.opened
+	require.Zero(t, req.GetAfterCursor(), "a first start asks from 0")
+	require.Equal(t, intake.Consumer, req.GetConsumer(), "named, so relaygw's retention keeps what intake has not passed")
 	waitCursor(t, s, 4)
 
 	require.Equal(t, 2, count(t, db.Pool, `SELECT count(*) FROM disputes WHERE dispute_id IN ('d-before', 'd-after')`))
@@ -174,7 +176,7 @@ func TestPoisonEventsAreQuarantinedAndPassed(t *testing.T) {
 
 	// A restart resumes after the poison.
 	_, stop2 := runIntake(t, s, rg, mostro.PublicKey(), metrics.New(nil))
-	require.EqualValues(t, 4, <-str.opened, "the restart resumes after the poison")
+	require.EqualValues(t, 4, (<-str.opened).GetAfterCursor(), "the restart resumes after the poison")
 	stop2()
 	// A replay from the beginning meets the poison again: bumped, passed.
 	_, err = db.Pool.Exec(context.Background(), `UPDATE intake_cursor SET cursor = 0`)

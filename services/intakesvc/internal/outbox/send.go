@@ -6,11 +6,11 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/nostrkey"
+	"github.com/serbero/serbero/pkg/relaygwclient"
 	"github.com/serbero/serbero/services/intakesvc/internal/lifecycle"
 	"github.com/serbero/serbero/services/intakesvc/internal/message"
 	"github.com/serbero/serbero/services/intakesvc/internal/store"
@@ -117,15 +117,19 @@ func (o *Outbox) send(ctx context.Context, job store.Job) attempt {
 	return attempt{outcome: store.OutcomeFailed, errMsg: message.SendFailedError(describeResults(resp.GetResults())), retry: true}
 }
 
-// sendFailure classifies a SendDirectMessage error.
+// sendFailure classifies a SendDirectMessage error by relaygw's typed
+// reason (pkg/relaygwclient), never by its text: an invalid recipient is
+// recorded as the reference's invalid pubkey, any other permanent failure
+// as a send failure; neither is retried. The text is only recorded, for
+// operators. See docs/intake.md#the-outbox.
 func sendFailure(err error) attempt {
-	st, _ := status.FromError(err)
-	if st.Code() == codes.InvalidArgument && strings.Contains(strings.ToLower(st.Message()), "pubkey") {
+	st := status.Convert(err)
+	if relaygwclient.IsInvalidRecipient(err) {
 		return attempt{outcome: store.OutcomeFailed, errMsg: message.InvalidPubkeyError(st.Message())}
 	}
 	return attempt{outcome: store.OutcomeFailed,
 		errMsg: message.SendFailedError(fmt.Sprintf("relaygw: %s: %s", st.Code(), st.Message())),
-		retry:  st.Code() != codes.InvalidArgument}
+		retry:  !relaygwclient.IsPermanent(err)}
 }
 
 // describeResults is the error text of a gift wrap no relay accepted.
