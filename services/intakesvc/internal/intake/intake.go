@@ -141,7 +141,8 @@ func (in *Intake) Run(ctx context.Context) {
 			}
 		})
 	}
-	wg.Go(func() { in.persistWatermark(ctx, wm, cursor) })
+	persisted := cursor // the loop below moves cursor on
+	wg.Go(func() { in.persistWatermark(ctx, wm, persisted) })
 	defer func() {
 		for _, q := range queues {
 			close(q)
