@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
+	"github.com/serbero/serbero/pkg/authprobe"
 	"github.com/serbero/serbero/pkg/mostro"
 	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/pkg/pgdbtest"
 	"github.com/serbero/serbero/pkg/testkit/fakemostro"
 	"github.com/serbero/serbero/pkg/testkit/relay"
-	"github.com/serbero/serbero/services/authsvc/prober"
 	"github.com/serbero/serbero/services/relaygw/relaygwtest"
 )
 
@@ -26,10 +26,10 @@ type e2e struct {
 	mostro *fakemostro.Mostro
 	rg     *relaygwtest.Harness
 	auth   *instance
-	prober *prober.Prober
+	prober *authprobe.Prober
 
 	mu      sync.Mutex
-	pick    []prober.Candidate
+	pick    []authprobe.Candidate
 	tookIDs []string
 }
 
@@ -48,18 +48,18 @@ func startE2E(t *testing.T, version int, takeTimeout time.Duration) *e2e {
 	tun.ClaimWait = takeTimeout + 10*time.Second // a claimed probe outlives its take, as in production
 	// Many attempts: a slow run must not spend the cycle's budget first.
 	e.auth = startInstance(t, db, "auth", instanceOpts{relaygw: rg.Client, tuning: tun, mutate: manyAttempts})
-	e.prober = prober.New(prober.Options{
+	e.prober = authprobe.New(authprobe.Options{
 		Auth: e.auth.client, Relaygw: rg.Client, TakeTimeout: takeTimeout, RetryInterval: 50 * time.Millisecond,
 		Logger: discardLogger(),
-		Pick: func(context.Context) (prober.Candidate, bool, error) {
+		Pick: func(context.Context) (authprobe.Candidate, bool, error) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			if len(e.pick) == 0 {
-				return prober.Candidate{}, false, nil
+				return authprobe.Candidate{}, false, nil
 			}
 			return e.pick[0], true, nil
 		},
-		OnTook: func(_ context.Context, c prober.Candidate, out prober.Outcome) {
+		OnTook: func(_ context.Context, c authprobe.Candidate, out authprobe.Outcome) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.tookIDs = append(e.tookIDs, c.DisputeID)
@@ -77,7 +77,7 @@ func startE2E(t *testing.T, version int, takeTimeout time.Duration) *e2e {
 func (e *e2e) openDispute() fakemostro.Dispute {
 	d := e.mostro.OpenDispute(fakemostro.DisputeSpec{})
 	e.mu.Lock()
-	e.pick = append(e.pick, prober.Candidate{DisputeID: d.ID, Status: "initiated"})
+	e.pick = append(e.pick, authprobe.Candidate{DisputeID: d.ID, Status: "initiated"})
 	e.mu.Unlock()
 	e.prober.Kick()
 	return d
