@@ -29,6 +29,7 @@ const (
 	LogProbeGranted = "solver authorization probe granted"
 	LogStaleAgainst = "ignoring stale evidence against solver authorization: observed before the current proof"
 	LogRecheck      = "solver authorization proof is old; re-checking on start"
+	LogContinues    = "solver authorization state continues after start"
 )
 
 // Errors returned in Result.Err for inputs that are refused.
@@ -573,12 +574,14 @@ func (st *step) reset() {
 
 func (st *step) started() {
 	s := &st.s
-	if s.Status != StatusAuthorized {
-		return // Unknown, Unauthorized and Terminated continue as they are
-	}
 	proved := s.Evidence.ObservedAt
-	if !proved.IsZero() && st.now.Sub(proved) < st.m.Config.RecheckAfter {
-		return // fresh enough
+	if s.Status != StatusAuthorized || (!proved.IsZero() && st.now.Sub(proved) < st.m.Config.RecheckAfter) {
+		// Unknown, Unauthorized and Terminated continue as they are (a
+		// terminated cycle waits for an operator reset), and so does a
+		// recent proof.
+		st.log(slog.LevelInfo, LogContinues, "state", s.Status.String(), "attempt", s.Attempt,
+			"evidence", s.Evidence.Kind.String(), "evidence_observed_at", proved)
+		return
 	}
 	// A fresh initial check: Unknown, attempt 1 due now. The old proof
 	// stays the evidence until the check says more, and everything

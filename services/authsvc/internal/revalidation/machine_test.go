@@ -788,7 +788,9 @@ func TestStartedRechecksAnOldProof(t *testing.T) {
 		sm.now = sm.s.Evidence.ObservedAt.Add(time.Hour - time.Second)
 		r := sm.apply(Started{})
 		require.False(t, r.Changed)
+		require.False(t, r.Persist)
 		require.Equal(t, StatusAuthorized, sm.s.Status)
+		require.Equal(t, 1, sm.logged(LogContinues))
 	})
 	t.Run("an old proof is re-checked as on a fresh installation", func(t *testing.T) {
 		t.Parallel()
@@ -860,6 +862,7 @@ func TestStartedRechecksAnOldProof(t *testing.T) {
 			require.False(t, r.Changed)
 			require.False(t, r.Persist)
 			require.Equal(t, before, sm.s)
+			require.Equal(t, 1, sm.logged(LogContinues))
 		})
 	}
 }
