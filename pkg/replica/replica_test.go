@@ -2,7 +2,6 @@ package replica_test
 
 import (
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,7 +20,7 @@ func TestID(t *testing.T) {
 	require.NotEqual(t, a, b, "unique per call")
 	prefix := host + "-" + strconv.Itoa(os.Getpid()) + "-"
 	require.True(t, strings.HasPrefix(a, prefix), "%q starts with %q", a, prefix)
-	require.Regexp(t, regexp.MustCompile(`-[0-9a-f]{8}$`), a)
+	require.Regexp(t, `-[0-9a-f]{8}$`, a)
 }
 
 func TestFormat(t *testing.T) {
