@@ -1,7 +1,6 @@
 package intakesvc
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,10 +14,8 @@ import (
 // docs/intake.md#configuration.
 type Config struct {
 	// MostroPubkey is the Mostro node's pubkey (64 hex characters in any
-	// case, or an npub): the only author whose dispute events are accepted.
-	// Validate normalises it to lowercase hex. Like the configuration
-	// file's own check, it does not require a point on the curve for a hex
-	// key: a key off the curve authors nothing, so no event is accepted.
+	// case, or an npub, of a point on secp256k1): the only author whose
+	// dispute events are accepted. Validate normalises it to lowercase hex.
 	MostroPubkey string
 	// Solvers are the configured solver pubkeys, verbatim, in config
 	// order. An invalid one is not a configuration error: its DMs fail and
@@ -79,8 +76,10 @@ func DefaultConfig() Config {
 // lowercase hex. It returns every problem at once.
 func (c *Config) Validate() error {
 	var errs []error
-	if pk, err := mostroPubkey(c.MostroPubkey); err != nil {
-		errs = append(errs, err)
+	if strings.TrimSpace(c.MostroPubkey) == "" {
+		errs = append(errs, errors.New("intakesvc: the Mostro pubkey is required"))
+	} else if pk, err := nostrkey.Normalize(c.MostroPubkey); err != nil {
+		errs = append(errs, fmt.Errorf("intakesvc: Mostro pubkey: %w", err))
 	} else {
 		c.MostroPubkey = pk
 	}
@@ -104,23 +103,4 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("intakesvc: the retention interval must be positive when retention is on"))
 	}
 	return errors.Join(errs...)
-}
-
-// mostroPubkey normalises the Mostro pubkey (see Config.MostroPubkey).
-func mostroPubkey(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return "", errors.New("intakesvc: the Mostro pubkey is required")
-	case strings.HasPrefix(strings.ToLower(s), "npub1"):
-		pk, err := nostrkey.Normalize(s)
-		if err != nil {
-			return "", fmt.Errorf("intakesvc: Mostro pubkey: %w", err)
-		}
-		return pk, nil
-	}
-	if _, err := hex.DecodeString(s); err != nil || len(s) != 64 {
-		return "", fmt.Errorf("intakesvc: Mostro pubkey: want 64 hex characters or an npub, got %d characters", len(s))
-	}
-	return strings.ToLower(s), nil
 }

@@ -29,9 +29,7 @@ func TestConfigValidate(t *testing.T) {
 		{"npub", func(c *intakesvc.Config) {
 			c.MostroPubkey = "npub10xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqpkge6d"
 		}, "", strings.ToLower(hexPK)},
-		{"hex off the curve is accepted, as the file's own check does", func(c *intakesvc.Config) {
-			c.MostroPubkey = strings.Repeat("03", 32)
-		}, "", strings.Repeat("03", 32)},
+		{"hex off the curve", func(c *intakesvc.Config) { c.MostroPubkey = strings.Repeat("03", 32) }, "not a point on secp256k1", ""},
 		{"no pubkey", func(c *intakesvc.Config) { c.MostroPubkey = "" }, "the Mostro pubkey is required", ""},
 		{"short pubkey", func(c *intakesvc.Config) { c.MostroPubkey = "abc" }, "want 64 hex characters or an npub", ""},
 		{"bad npub", func(c *intakesvc.Config) { c.MostroPubkey = "npub1xyz" }, "Mostro pubkey", ""},
