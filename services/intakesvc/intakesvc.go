@@ -82,11 +82,11 @@ func New(deps Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := deps.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	base := deps.Logger
+	if base == nil {
+		base = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("component", "intakesvc")
+	log := base.With("component", "intakesvc")
 	clock := deps.Clock
 	if clock == nil {
 		clock = clockwork.NewRealClock()
@@ -95,7 +95,7 @@ func New(deps Deps) (*Service, error) {
 	m := metrics.New(deps.Registerer)
 	changes := changefeed.NewBroadcast()
 	listener, err := pglisten.New(pglisten.Options{ConnConfig: deps.Pool.Config().ConnConfig,
-		ApplicationName: ListenerApplicationName, Logger: log, Clock: clock})
+		ApplicationName: ListenerApplicationName, Logger: base, Clock: clock}) // pglisten names its own component
 	if err != nil {
 		return nil, fmt.Errorf("intakesvc: change listener: %w", err)
 	}
