@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/serbero/serbero/pkg/retry"
+	"github.com/serbero/serbero/pkg/textcut"
 	"github.com/serbero/serbero/services/intakesvc/internal/event"
 	"github.com/serbero/serbero/services/intakesvc/internal/lifecycle"
 	"github.com/serbero/serbero/services/intakesvc/internal/message"
@@ -109,8 +110,8 @@ func plan(dec route.Decision, cur *store.Dispute, rev event.Revision, in Input) 
 func (in *Intake) handle(ctx context.Context, r received) error {
 	rev := r.rev
 	// Outside input, bounded in logs too (a d tag can be kilobytes).
-	log := in.log.With("event_id", rev.EventID, "cursor", rev.Cursor, "dispute_id", message.Clip(rev.DisputeID, maxQuarantineDispute),
-		"status", message.Clip(string(rev.Status), maxQuarantineDispute))
+	log := in.log.With("event_id", rev.EventID, "cursor", rev.Cursor, "dispute_id", textcut.Clean(rev.DisputeID, maxQuarantineDispute),
+		"status", textcut.Clean(string(rev.Status), maxQuarantineDispute))
 	if r.backfill && in.backfillSeen.CompareAndSwap(false, true) {
 		in.log.Info("first start with a backfill window: recording the disputes relaygw backfills; only those still initiated are notified")
 	}
@@ -177,8 +178,8 @@ const (
 // (retried while the database is unavailable), a metric and a log line;
 // the stream then moves on.
 func (in *Intake) quarantine(ctx context.Context, log *slog.Logger, rev event.Revision, class string, cause error) error {
-	q := store.Quarantined{EventID: rev.EventID, Cursor: rev.Cursor, DisputeID: message.Clip(rev.DisputeID, maxQuarantineDispute),
-		Class: class, Reason: message.Clip(cause.Error(), maxQuarantineReason)}
+	q := store.Quarantined{EventID: rev.EventID, Cursor: rev.Cursor, DisputeID: textcut.Clean(rev.DisputeID, maxQuarantineDispute),
+		Class: class, Reason: textcut.Clean(cause.Error(), maxQuarantineReason)}
 	var got store.Quarantined
 	err := in.retry(ctx, "quarantine dispute event", func() (err error) {
 		got, err = in.st.Quarantine(ctx, q)

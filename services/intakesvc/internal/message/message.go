@@ -1,8 +1,8 @@
 // Package message builds the texts intakesvc writes: the solver DMs of
 // phases 1 and 2, byte for byte as the reference daemon (LF line ends, no
 // trailing newline), their notif_type values, the error texts recorded for
-// failed attempts, the idempotency keys handed to relaygw, and Clip, the
-// one way intakesvc shortens text. See docs/intake.md#messages.
+// failed attempts and the idempotency keys handed to relaygw. See
+// docs/intake.md#messages.
 package message
 
 import (
@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/serbero/serbero/pkg/notiflog"
 )
@@ -95,29 +94,4 @@ func Keys(notifType string, period int64, disputeID string, solvers []string) []
 		keys[i] = IdempotencyKey(notifType, period, disputeID, sv)
 	}
 	return keys
-}
-
-// Clip returns s as text Postgres can store, at most maxRunes characters
-// long: invalid UTF-8 sequences become U+FFFD, NUL bytes are dropped, and
-// a longer text is cut at a character boundary (never inside a multi-byte
-// character) with "…" as its last character. maxRunes below 1 returns "".
-func Clip(s string, maxRunes int) string {
-	if maxRunes < 1 {
-		return ""
-	}
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	s = strings.ReplaceAll(s, "\x00", "")
-	if utf8.RuneCountInString(s) <= maxRunes {
-		return s
-	}
-	n := 0
-	for i := range s {
-		if n == maxRunes-1 {
-			return s[:i] + "…"
-		}
-		n++
-	}
-	return s
 }

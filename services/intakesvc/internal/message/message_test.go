@@ -1,9 +1,7 @@
 package message_test
 
 import (
-	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -49,33 +47,4 @@ func TestIdempotencyKey(t *testing.T) {
 	long := string(make([]byte, 10000))
 	require.LessOrEqual(t, len(message.IdempotencyKey(message.TypeRenotification, 1<<62, long, long)), 256)
 	require.Regexp(t, `^intakesvc:re-notification:3:[0-9a-f]{64}$`, message.IdempotencyKey(message.TypeRenotification, 3, "d", "s"))
-}
-
-func TestClipCutsAtCharacterBoundaries(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name string
-		in   string
-		max  int
-		want string
-	}{
-		{"short", "abc", 5, "abc"},
-		{"exact", "abcde", 5, "abcde"},
-		{"cut ascii", "abcdef", 5, "abcd…"},
-		{"cut before a two-byte character", strings.Repeat("a", 199) + "é", 199, strings.Repeat("a", 198) + "…"},
-		{"keeps a two-byte character whole", "ééééé", 3, "éé…"},
-		{"four-byte characters", "🙂🙂🙂", 2, "🙂…"},
-		{"invalid UTF-8 replaced", "a\xffb", 10, "a\uFFFDb"},
-		{"NUL dropped", "nul\x00id", 10, "nulid"},
-		{"one", "abc", 1, "…"},
-		{"zero", "abc", 0, ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got := message.Clip(tc.in, tc.max)
-			require.Equal(t, tc.want, got)
-			require.True(t, utf8.ValidString(got))
-			require.LessOrEqual(t, utf8.RuneCountInString(got), max(tc.max, 0))
-		})
-	}
 }
