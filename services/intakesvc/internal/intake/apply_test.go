@@ -552,3 +552,43 @@ func apply(ctx context.Context, s *store.Store, r event.Revision, solvers []stri
 func applyLeased(ctx context.Context, s *store.Store, r event.Revision, solvers []string, now time.Time, lease time.Duration) (intake.Applied, error) {
 	return intake.Apply(ctx, s, r, intake.Input{Solvers: solvers, Now: now, Lease: lease})
 }
+
+// A backfilled revision is recorded as any other, but only a dispute still
+// initiated gets DMs: a taken one is recorded taken without its assignment
+// DMs, a resolved one silently.
+func TestBackfillNotifiesOnlyStillInitiatedDisputes(t *testing.T) {
+	t.Parallel()
+	s, db := setup(t)
+	ctx := context.Background()
+	in := intake.Input{Solvers: []string{"s1", "s2"}, Now: t0, Lease: time.Minute, Backfill: true}
+	cases := []struct {
+		d, status string
+		state     lifecycle.State
+		jobs      int
+		silenced  bool
+	}{
+		{"open", "initiated", lifecycle.New, 2, false},
+		{"taken", "in-progress", lifecycle.Taken, 0, true},
+		{"done", "settled", lifecycle.Resolved, 0, false},
+	}
+	for _, tc := range cases {
+		res, err := intake.Apply(ctx, s, rev(tc.d, "e-"+tc.d, 100, tc.status, 0), in)
+		require.NoError(t, err)
+		require.Equal(t, route.Detected, res.Decision.Outcome, tc.d)
+		require.Equal(t, tc.state, res.Dispute.LifecycleState, tc.d)
+		require.Len(t, res.JobIDs, tc.jobs, tc.d)
+		require.Equal(t, tc.silenced, res.Silenced, tc.d)
+	}
+	require.Equal(t, 2, count(t, db.Pool, `SELECT count(*) FROM intake_notification_jobs WHERE dispute_id = 'open' AND claimed_until IS NOT NULL`),
+		"the still-initiated dispute's DMs are leased as usual")
+	require.Equal(t, 0, count(t, db.Pool, `SELECT count(*) FROM intake_notification_jobs WHERE dispute_id <> 'open'`))
+
+	// A backfilled in-progress revision of a recorded, notified dispute
+	// moves it without the assignment DMs.
+	notify(t, s, "later", []string{"s1"}, t0)
+	res, err := intake.Apply(ctx, s, rev("later", "e-later-2", t0.Unix()+1, "in-progress", 0), in)
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.Taken, res.Dispute.LifecycleState)
+	require.Empty(t, res.JobIDs)
+	require.True(t, res.Silenced)
+}
