@@ -11,9 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
+	"github.com/serbero/serbero/pkg/audit"
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/handoff"
-	"github.com/serbero/serbero/services/escalationsvc/internal/store"
 )
 
 // run starts d.Run in the background and stops it at cleanup, failing the
@@ -247,7 +247,7 @@ func TestTransientErrors(t *testing.T) {
 		q := e.queueRow(h.ID)
 		require.Equal(t, handoff.StatusPending, q.Status)
 		require.Equal(t, 1, q.ConsecutiveErrors)
-		require.Empty(t, e.audits(store.KindParseFailed), "a DB error is not an orphan")
+		require.Empty(t, e.audits(audit.KindEscalationDispatchParseFailed), "a DB error is not an orphan")
 		e.cycle(d)
 		require.Len(t, s.Bodies(key(1)), 1)
 		require.Len(t, e.dispatches(), 1)
@@ -330,7 +330,7 @@ func TestParkedHandoffsNeverStarveNewerOnes(t *testing.T) {
 	d := e.dispatcher(s, []config.SolverConfig{writeSolver(key(1))}, false, func(o *Options) { o.ParkBackoff = nil })
 	require.Equal(t, handoff.MaxClaimBatch, e.cycle(d))
 	require.Equal(t, stuck-handoff.MaxClaimBatch, e.cycle(d))
-	require.Len(t, e.audits(store.KindSuperseded), stuck)
+	require.Len(t, e.audits(audit.KindEscalationSuperseded), stuck)
 
 	e.dispute("d-new", "notified", nil)
 	e.handoff(samplePkg("d-new", ""))

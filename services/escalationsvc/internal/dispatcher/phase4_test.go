@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -10,15 +9,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/serbero/serbero/pkg/audit"
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/handoff"
+	"github.com/serbero/serbero/pkg/logging/logtest"
 	"github.com/serbero/serbero/services/escalationsvc/internal/route"
-	"github.com/serbero/serbero/services/escalationsvc/internal/store"
 )
 
 // scenario runs fn in every world, in parallel.
@@ -88,7 +87,7 @@ func TestTargetedWriteSolverReceivesDM(t *testing.T) {
 		require.Regexp(t, uuidV4, ds[0].DispatchID)
 		require.LessOrEqual(t, ds[0].CreatedAt, ds[0].DispatchedAt)
 
-		as := e.audits(store.KindDispatched)
+		as := e.audits(audit.KindEscalationDispatched)
 		require.Len(t, as, 1)
 		p := payload(t, as[0].Payload)
 		require.ElementsMatch(t, []string{"dispatch_id", "dispute_id", "handoff_event_id", "target_solver", "status", "fallback_broadcast"}, slices.Collect(maps.Keys(p)))
@@ -198,8 +197,8 @@ func TestResolvedDisputeIsSkippedNoDM(t *testing.T) {
 		e.cycle(e.dispatcher(w.sender(), []config.SolverConfig{writeSolver(s.Pubkey())}, false))
 		s.Expect(t, 0)
 		require.Empty(t, e.dispatches())
-		require.Empty(t, e.audits(store.KindDispatched))
-		sup := e.audits(store.KindSuperseded)
+		require.Empty(t, e.audits(audit.KindEscalationDispatched))
+		sup := e.audits(audit.KindEscalationSuperseded)
 		require.Len(t, sup, 1)
 		p := payload(t, sup[0].Payload)
 		require.ElementsMatch(t, []string{"dispute_id", "handoff_event_id", "reason"}, slices.Collect(maps.Keys(p)))
@@ -228,7 +227,7 @@ func TestDisputeResolvingAfterDispatchDoesNotRecall(t *testing.T) {
 		e.cycle(d)
 		s.Expect(t, 1)
 		require.Len(t, e.dispatches(), 1)
-		require.Empty(t, e.audits(store.KindSuperseded))
+		require.Empty(t, e.audits(audit.KindEscalationSuperseded))
 	})
 }
 
@@ -241,33 +240,15 @@ func TestSupersessionDoesNotMarkHandoffConsumed(t *testing.T) {
 		d := e.dispatcher(w.sender(), []config.SolverConfig{writeSolver(s.Pubkey())}, false)
 		require.Equal(t, 1, e.cycle(d))
 		require.Equal(t, 1, e.cycle(d), "the parked handoff is evaluated again")
-		require.Len(t, e.audits(store.KindSuperseded), 1, "writer-side dedup")
+		require.Len(t, e.audits(audit.KindEscalationSuperseded), 1, "writer-side dedup")
 		require.Empty(t, e.dispatches())
 		e.setState("d-1", "notified")
 		e.cycle(d)
 		s.Expect(t, 1)
 		require.Len(t, e.dispatches(), 1)
-		require.Len(t, e.audits(store.KindDispatched), 1)
-		require.Len(t, e.audits(store.KindSuperseded), 1, "the supersession row is preserved")
+		require.Len(t, e.audits(audit.KindEscalationDispatched), 1)
+		require.Len(t, e.audits(audit.KindEscalationSuperseded), 1, "the supersession row is preserved")
 	})
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // B17 #11 (and the ERROR log on every evaluation, §B8).
@@ -276,16 +257,16 @@ func TestZeroWriteSolversFallbackOffRecordsUnroutable(t *testing.T) {
 		reader := w.solver()
 		e.dispute("d-1", "notified", nil)
 		h := e.handoff(samplePkg("d-1", ""))
-		var logs syncBuffer
+		logger, logs := logtest.NewLevel(slog.LevelInfo)
 		d := e.dispatcher(w.sender(), []config.SolverConfig{readSolver(reader.Pubkey())}, false, func(o *Options) {
-			o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			o.Logger = logger
 		})
 		e.cycle(d)
 		e.cycle(d)
 		reader.Expect(t, 0)
 		require.Empty(t, e.dispatches())
-		require.Empty(t, e.audits(store.KindDispatched))
-		un := e.audits(store.KindUnroutable)
+		require.Empty(t, e.audits(audit.KindEscalationDispatched))
+		un := e.audits(audit.KindEscalationDispatchUnroutable)
 		require.Len(t, un, 1, "one audit row per handoff however many cycles")
 		p := payload(t, un[0].Payload)
 		require.ElementsMatch(t, []string{"dispute_id", "handoff_event_id", "configured_solver_count", "fallback_to_all_solvers"}, slices.Collect(maps.Keys(p)))
@@ -324,8 +305,8 @@ func TestZeroWriteSolversFallbackOnBroadcastsToEveryone(t *testing.T) {
 		require.Len(t, ds, 1)
 		require.Equal(t, r1.Pubkey()+","+r2.Pubkey(), ds[0].TargetSolver)
 		require.Equal(t, 1, ds[0].FallbackBroadcast)
-		require.Equal(t, true, payload(t, e.audits(store.KindDispatched)[0].Payload)["fallback_broadcast"])
-		require.Empty(t, e.audits(store.KindUnroutable))
+		require.Equal(t, true, payload(t, e.audits(audit.KindEscalationDispatched)[0].Payload)["fallback_broadcast"])
+		require.Empty(t, e.audits(audit.KindEscalationDispatchUnroutable))
 	})
 }
 
@@ -336,7 +317,7 @@ func TestFallbackOnWithZeroSolversWritesUnroutable(t *testing.T) {
 		e.handoff(samplePkg("d-1", ""))
 		e.cycle(e.dispatcher(w.sender(), nil, true))
 		require.Empty(t, e.dispatches())
-		un := e.audits(store.KindUnroutable)
+		un := e.audits(audit.KindEscalationDispatchUnroutable)
 		require.Len(t, un, 1)
 		p := payload(t, un[0].Payload)
 		require.Equal(t, json.Number("0"), p["configured_solver_count"])
@@ -366,8 +347,8 @@ func TestUnroutableHandoffPickedUpAfterConfigChange(t *testing.T) {
 		require.Len(t, ds, 1)
 		require.Equal(t, writer.Pubkey(), ds[0].TargetSolver)
 		require.Zero(t, ds[0].FallbackBroadcast)
-		require.Len(t, e.audits(store.KindUnroutable), 1, "kept")
-		require.Len(t, e.audits(store.KindDispatched), 1)
+		require.Len(t, e.audits(audit.KindEscalationDispatchUnroutable), 1, "kept")
+		require.Len(t, e.audits(audit.KindEscalationDispatched), 1)
 	})
 }
 
@@ -390,7 +371,7 @@ func allRecipientFailure(t *testing.T, bad string) {
 		require.Equal(t, "send_failed", ds[0].Status)
 		require.Equal(t, bad, ds[0].TargetSolver)
 		require.Zero(t, ds[0].FallbackBroadcast)
-		as := e.audits(store.KindDispatched)
+		as := e.audits(audit.KindEscalationDispatched)
 		require.Len(t, as, 1)
 		p := payload(t, as[0].Payload)
 		require.Equal(t, "send_failed", p["status"])
@@ -438,7 +419,7 @@ func TestMalformedPayloadRecordsParseFailedAndMovesOn(t *testing.T) {
 		e.cycle(d)
 		s.Expect(t, 0)
 		require.Empty(t, e.dispatches())
-		pf := e.audits(store.KindParseFailed)
+		pf := e.audits(audit.KindEscalationDispatchParseFailed)
 		require.Len(t, pf, 1)
 		p := payload(t, pf[0].Payload)
 		require.ElementsMatch(t, []string{"dispute_id", "handoff_event_id", "reason", "detail"}, slices.Collect(maps.Keys(p)))
@@ -450,7 +431,7 @@ func TestMalformedPayloadRecordsParseFailedAndMovesOn(t *testing.T) {
 		require.Equal(t, "phase3-default", *pf[0].PromptBundleID)
 		require.Equal(t, handoff.OutcomeDeserializeFailed, e.queueRow(h.ID).Outcome)
 		require.Zero(t, e.cycle(d))
-		require.Len(t, e.audits(store.KindParseFailed), 1)
+		require.Len(t, e.audits(audit.KindEscalationDispatchParseFailed), 1)
 	})
 }
 
@@ -459,7 +440,7 @@ func TestMalformedPayloadWithUnrecoverableDisputeIDUsesUnknown(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		e.rawHandoff(`this is not json at all {{{`)
 		e.cycle(e.dispatcher(w.sender(), nil, false))
-		pf := e.audits(store.KindParseFailed)
+		pf := e.audits(audit.KindEscalationDispatchParseFailed)
 		require.Len(t, pf, 1)
 		require.Equal(t, "unknown", payload(t, pf[0].Payload)["dispute_id"])
 		require.Equal(t, "deserialize_failed", payload(t, pf[0].Payload)["reason"])
@@ -474,7 +455,7 @@ func TestOrphanDisputeReferenceRecordsParseFailed(t *testing.T) {
 		e.cycle(e.dispatcher(w.sender(), []config.SolverConfig{writeSolver(s.Pubkey())}, false))
 		s.Expect(t, 0)
 		require.Empty(t, e.dispatches())
-		pf := e.audits(store.KindParseFailed)
+		pf := e.audits(audit.KindEscalationDispatchParseFailed)
 		require.Len(t, pf, 1)
 		p := payload(t, pf[0].Payload)
 		require.Equal(t, "orphan_dispute_reference", p["reason"])
@@ -499,13 +480,13 @@ func TestPoisoningIsPrevented(t *testing.T) {
 		ds := e.dispatches()
 		require.Len(t, ds, 1)
 		require.Equal(t, good.HandoffEventID, ds[0].HandoffEventID)
-		pf := e.audits(store.KindParseFailed)
+		pf := e.audits(audit.KindEscalationDispatchParseFailed)
 		require.Len(t, pf, 1)
 		require.Equal(t, json.Number(jsonNum(bad.HandoffEventID)), payload(t, pf[0].Payload)["handoff_event_id"])
 		require.Zero(t, e.cycle(d))
 		s.Expect(t, 1)
 		require.Len(t, e.dispatches(), 1)
-		require.Len(t, e.audits(store.KindParseFailed), 1)
+		require.Len(t, e.audits(audit.KindEscalationDispatchParseFailed), 1)
 	})
 }
 
@@ -553,8 +534,8 @@ func TestParkAuditIsPerHandoff(t *testing.T) {
 		d := e.dispatcher(w.sender(), nil, false)
 		require.Equal(t, 4, e.cycle(d))
 		require.Equal(t, 4, e.cycle(d))
-		require.Len(t, e.audits(store.KindSuperseded), 2, "one per handoff of the resolved dispute")
-		require.Len(t, e.audits(store.KindUnroutable), 2, "one per handoff of the unroutable dispute")
+		require.Len(t, e.audits(audit.KindEscalationSuperseded), 2, "one per handoff of the resolved dispute")
+		require.Len(t, e.audits(audit.KindEscalationDispatchUnroutable), 2, "one per handoff of the unroutable dispute")
 		require.Equal(t, 2, e.count(`SELECT count(DISTINCT payload_json ->> 'handoff_event_id') FROM mediation_events WHERE kind = 'escalation_superseded'`))
 	})
 }
