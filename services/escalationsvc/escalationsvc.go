@@ -114,7 +114,9 @@ func New(deps Deps) (*Service, error) {
 }
 
 // Register registers the gRPC API.
-func (s *Service) Register(gs *grpc.Server) { escalationsvcv1.RegisterEscalationServiceServer(gs, s.server) }
+func (s *Service) Register(gs *grpc.Server) {
+	escalationsvcv1.RegisterEscalationServiceServer(gs, s.server)
+}
 
 // Server returns the gRPC handlers (for in-process callers and tests).
 func (s *Service) Server() escalationsvcv1.EscalationServiceServer { return s.server }

@@ -206,4 +206,3 @@ func (d *Dispatcher) heartbeat(ctx context.Context) {
 // ListenerApplicationName is the application_name of the LISTEN
 // connection (to find it in pg_stat_activity).
 const ListenerApplicationName = "serbero-escalationsvc-listen"
-
