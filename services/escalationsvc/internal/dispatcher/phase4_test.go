@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -10,9 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
+	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/audit"
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/handoff"
@@ -538,4 +542,131 @@ func TestParkAuditIsPerHandoff(t *testing.T) {
 		require.Len(t, e.audits(audit.KindEscalationDispatchUnroutable), 2, "one per handoff of the unroutable dispute")
 		require.Equal(t, 2, e.count(`SELECT count(DISTINCT payload_json ->> 'handoff_event_id') FROM mediation_events WHERE kind = 'escalation_superseded'`))
 	})
+}
+
+// The dispatch's time is taken once, before the first send, as the
+// reference does: created_at, dispatched_at, the audit row's occurred_at
+// and every notification's sent_at are that instant, however long the
+// sends take.
+func TestDispatchTimeIsTakenBeforeTheSends(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	clock := clockwork.NewFakeClockAt(time.Unix(1_750_000_000, 0))
+	s := newMemSender()
+	s.hook = func(context.Context, *relaygwv1.SendDirectMessageRequest) error {
+		clock.Advance(90 * time.Second) // each send takes a minute and a half
+		return nil
+	}
+	e.dispute("d-1", "notified", nil)
+	e.handoff(samplePkg("d-1", ""))
+	d := e.dispatcher(s, []config.SolverConfig{writeSolver(key(1)), writeSolver(key(2))}, false, func(o *Options) { o.Clock = clock })
+	require.Equal(t, 1, e.cycle(d))
+	require.Equal(t, time.Unix(1_750_000_180, 0), clock.Now(), "both sends ran on the clock")
+
+	ds := e.dispatches()
+	require.Len(t, ds, 1)
+	require.Equal(t, int64(1_750_000_000), ds[0].CreatedAt)
+	require.Equal(t, int64(1_750_000_000), ds[0].DispatchedAt, "dispatched_at is the pre-send time")
+	as := e.audits(audit.KindEscalationDispatched)
+	require.Len(t, as, 1)
+	require.Equal(t, int64(1_750_000_000), as[0].OccurredAt, "occurred_at is the pre-send time")
+	ns := e.notifications()
+	require.Len(t, ns, 2)
+	for _, n := range ns {
+		require.Equal(t, int64(1_750_000_000), n.SentAt)
+	}
+}
+
+// A package with "session_id": "" keeps the key, as the reference does:
+// line 3 reads "Session: " and the JSON line has "session_id":"". The
+// handoff is dispute-scoped in the tables (no session column).
+func TestEmptySessionIDKeepsTheKey(t *testing.T) {
+	scenario(t, func(t *testing.T, e *env, w world) {
+		s := w.solver()
+		e.dispute("d-1", "notified", nil)
+		const payload = `{"dispute_id":"d-1","session_id":"","trigger":"conflicting_claims","evidence_refs":[],"prompt_bundle_id":"phase3-default","policy_hash":"hash-1","rationale_refs":["9f86d081884c"],"assembled_at":1745000000}`
+		e.rawHandoff(payload)
+		e.cycle(e.dispatcher(w.sender(), []config.SolverConfig{writeSolver(s.Pubkey())}, false))
+		body := s.Expect(t, 1)[0]
+		lines := strings.Split(body, "\n")
+		require.Equal(t, "Session: ", lines[2])
+		require.Equal(t, payload, lines[len(lines)-1], "the package re-serialised with the empty key")
+		ds := e.dispatches()
+		require.Len(t, ds, 1)
+		require.Nil(t, ds[0].SessionID)
+		as := e.audits(audit.KindEscalationDispatched)
+		require.Len(t, as, 1)
+		require.Nil(t, as[0].SessionID)
+	})
+}
+
+// A dispute id intakesvc is never asked about: the empty one (no dispute
+// has it) is an orphan at once, recorded under the "unknown" sentinel (the
+// audit trail refuses a dispute-scoped row without a dispute).
+func TestEmptyDisputeIDIsAnOrphan(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := e.rawHandoff(`{"dispute_id":"","trigger":"conflicting_claims","evidence_refs":[],"prompt_bundle_id":"phase3-default","policy_hash":"hash-1","rationale_refs":[],"assembled_at":1}`)
+	e.cycle(e.dispatcher(newMemSender(), []config.SolverConfig{writeSolver(key(1))}, false))
+	pf := e.audits(audit.KindEscalationDispatchParseFailed)
+	require.Len(t, pf, 1)
+	p := payload(t, pf[0].Payload)
+	require.Equal(t, "orphan_dispute_reference", p["reason"])
+	require.Equal(t, "unknown", p["dispute_id"])
+	require.Equal(t, handoff.OutcomeOrphanDisputeReference, e.queueRow(h.ID).Outcome)
+	require.Zero(t, e.intake.calls, "intakesvc is not asked")
+}
+
+// intakesvc unreachable: the handoff is neither an orphan nor routed
+// without the dispute (an unknown assignment would broadcast); it returns
+// to the queue and goes out, to the assigned solver only, once intakesvc
+// answers.
+func TestIntakesvcDownNeverOrphansNorMisroutes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := newMemSender()
+	e.dispute("d-1", "taken", ptr(key(2)))
+	h := e.handoff(samplePkg("d-1", ""))
+	d := e.dispatcher(s, []config.SolverConfig{writeSolver(key(1)), writeSolver(key(2))}, false)
+	e.intake.setDown(true)
+	for range 3 {
+		require.Equal(t, 1, e.cycle(d))
+	}
+	q := e.queueRow(h.ID)
+	require.Equal(t, handoff.StatusPending, q.Status)
+	require.Equal(t, 3, q.ConsecutiveErrors)
+	require.Contains(t, q.LastError, "dispute lookup failed")
+	require.Zero(t, s.Total(), "no DM while the dispute is unknown")
+	require.Empty(t, e.audits(audit.KindEscalationDispatchParseFailed), "not an orphan")
+	require.Empty(t, e.dispatches())
+
+	e.intake.setDown(false)
+	require.Equal(t, 1, e.cycle(d))
+	require.Len(t, s.Bodies(key(2)), 1, "the assigned solver")
+	require.Empty(t, s.Bodies(key(1)), "no broadcast")
+	require.Equal(t, handoff.StatusDone, e.queueRow(h.ID).Status)
+}
+
+// A record the audit trail refuses (here a handoff row naming an empty
+// session id, which only hand-written SQL can produce) would be refused on
+// every retry: the handoff fails at once, for an operator, instead of
+// looping.
+func TestARecordTheAuditTrailRefusesFailsTheHandoff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.dispute("d-1", "notified", nil)
+	e.session("d-1", "")
+	payload := string(samplePkg("d-1", "").Encode())
+	var id int64
+	require.NoError(t, e.pool.QueryRow(e.ctx, `
+WITH ev AS (INSERT INTO mediation_events (kind, payload_json, occurred_at) VALUES ('handoff_prepared', $1::jsonb, 1) RETURNING id)
+INSERT INTO handoffs (handoff_event_id, dispute_id, session_id, payload_json) SELECT id, 'd-1', '', $1 FROM ev RETURNING id`, payload).Scan(&id))
+	s := newMemSender()
+	d := e.dispatcher(s, []config.SolverConfig{writeSolver(key(1))}, false)
+	require.Equal(t, 1, e.cycle(d))
+	q := e.queueRow(id)
+	require.Equal(t, handoff.StatusFailed, q.Status)
+	require.Contains(t, q.LastError, "invalid audit event")
+	require.Empty(t, e.dispatches(), "nothing half-recorded")
+	require.Zero(t, e.cycle(d), "failed handoffs wait for an operator")
 }

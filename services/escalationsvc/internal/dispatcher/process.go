@@ -55,8 +55,15 @@ func (d *Dispatcher) Process(ctx context.Context, h *handoff.Handoff) {
 		return
 	}
 	if !found {
+		id := pkg.DisputeID
+		if id == "" {
+			// The audit trail needs a dispute-scoped row to name its
+			// dispute: an empty id is recorded as the sentinel of a
+			// payload that names none (docs/escalation.md#deliberate-differences).
+			id = handoff.UnknownDisputeID
+		}
 		d.parseFailed(ctx, log, h, audit.EscalationDispatchParseFailed{
-			DisputeID: pkg.DisputeID, HandoffEventID: h.HandoffEventID,
+			DisputeID: id, HandoffEventID: h.HandoffEventID,
 			Reason: audit.ParseFailedOrphan, Detail: DetailOrphan,
 		})
 		return
