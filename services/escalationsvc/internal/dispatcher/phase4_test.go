@@ -590,6 +590,7 @@ func TestEmptySessionIDKeepsTheKey(t *testing.T) {
 		body := s.Expect(t, 1)[0]
 		lines := strings.Split(body, "\n")
 		require.Equal(t, "Session: ", lines[2])
+		//nolint:testifylint // byte-exact on purpose: the key order is part of the DM contract
 		require.Equal(t, payload, lines[len(lines)-1], "the package re-serialised with the empty key")
 		ds := e.dispatches()
 		require.Len(t, ds, 1)
