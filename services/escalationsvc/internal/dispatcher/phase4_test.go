@@ -51,8 +51,9 @@ func payload(t testing.TB, raw string) map[string]any {
 	return m
 }
 
-// requirePaired checks SC-203: every dispatch row has exactly one
-// escalation_dispatched row with its dispatch_id, and vice versa.
+// requirePaired checks the pairing rule (docs/escalation.md#what-it-records):
+// every dispatch row has exactly one escalation_dispatched row with its
+// dispatch_id, and vice versa.
 func requirePaired(t testing.TB, e *env) {
 	t.Helper()
 	require.Zero(t, e.count(`SELECT count(*) FROM escalation_dispatches d WHERE
@@ -63,7 +64,9 @@ func requirePaired(t testing.TB, e *env) {
 		"audit rows without exactly one dispatch row")
 }
 
-// B17 #2 (plus the audit envelope of §B14 and the notifications of decision 7).
+// A targeted write solver receives the DM; the dispatch row, its audit row
+// (with the envelope copied from the handoff) and the escalation_handoff
+// notification are recorded.
 func TestTargetedWriteSolverReceivesDM(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -120,7 +123,7 @@ func TestTargetedWriteSolverReceivesDM(t *testing.T) {
 
 func jsonNum(n int64) string { return strconv.FormatInt(n, 10) }
 
-// B17 #3.
+// No assignment: every write solver receives it.
 func TestBroadcastToAllWriteSolversWhenAssignedUnknown(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		a, b := w.solver(), w.solver()
@@ -142,7 +145,7 @@ func TestBroadcastToAllWriteSolversWhenAssignedUnknown(t *testing.T) {
 	})
 }
 
-// B17 #4.
+// An assigned read solver falls back to the write solvers.
 func TestReadPermissionAssignmentFallsBackToBroadcast(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		reader, writer := w.solver(), w.solver()
@@ -156,7 +159,7 @@ func TestReadPermissionAssignmentFallsBackToBroadcast(t *testing.T) {
 	})
 }
 
-// B17 #5.
+// A dispute-scoped handoff says so on line 3 and has no session_id key.
 func TestDisputeScopedHandoffEmitsNoneSessionMarker(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -173,7 +176,7 @@ func TestDisputeScopedHandoffEmitsNoneSessionMarker(t *testing.T) {
 	})
 }
 
-// B17 #6 and #7.
+// A dispatch is paired with its audit row, and a second cycle does nothing.
 func TestDispatchPairedAndDeduplicated(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -191,7 +194,7 @@ func TestDispatchPairedAndDeduplicated(t *testing.T) {
 	})
 }
 
-// B17 #8.
+// A resolved dispute supersedes the handoff: no DM, one supersession row.
 func TestResolvedDisputeIsSkippedNoDM(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -219,7 +222,7 @@ func TestResolvedDisputeIsSkippedNoDM(t *testing.T) {
 	})
 }
 
-// B17 #9.
+// A resolution after the dispatch recalls nothing.
 func TestDisputeResolvingAfterDispatchDoesNotRecall(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -235,7 +238,8 @@ func TestDisputeResolvingAfterDispatchDoesNotRecall(t *testing.T) {
 	})
 }
 
-// B17 #10.
+// Supersession parks, it does not consume: a dispute back from resolved is
+// dispatched, and the supersession row stays.
 func TestSupersessionDoesNotMarkHandoffConsumed(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -255,7 +259,8 @@ func TestSupersessionDoesNotMarkHandoffConsumed(t *testing.T) {
 	})
 }
 
-// B17 #11 (and the ERROR log on every evaluation, §B8).
+// No write solver and no fallback: unroutable, one audit row per handoff,
+// an ERROR log on every evaluation.
 func TestZeroWriteSolversFallbackOffRecordsUnroutable(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		reader := w.solver()
@@ -296,7 +301,7 @@ func TestZeroWriteSolversFallbackOffRecordsUnroutable(t *testing.T) {
 	})
 }
 
-// B17 #12.
+// No write solver, fallback on: every solver receives it.
 func TestZeroWriteSolversFallbackOnBroadcastsToEveryone(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		r1, r2 := w.solver(), w.solver()
@@ -314,7 +319,7 @@ func TestZeroWriteSolversFallbackOnBroadcastsToEveryone(t *testing.T) {
 	})
 }
 
-// B17 #13.
+// Fallback on with no solver at all: unroutable.
 func TestFallbackOnWithZeroSolversWritesUnroutable(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		e.dispute("d-1", "notified", nil)
@@ -329,7 +334,7 @@ func TestFallbackOnWithZeroSolversWritesUnroutable(t *testing.T) {
 	})
 }
 
-// B17 #14: a replica started with a routable configuration dispatches a
+// A replica started with a routable configuration dispatches a
 // handoff parked as unroutable at once, even with a long park backoff.
 func TestUnroutableHandoffPickedUpAfterConfigChange(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
@@ -356,8 +361,9 @@ func TestUnroutableHandoffPickedUpAfterConfigChange(t *testing.T) {
 	})
 }
 
-// B17 #15, with a key that does not parse and one that parses but is not
-// a point on the curve (both are "invalid pubkey", as in intakesvc).
+// Every recipient failing records send_failed, with a key that does not
+// parse and one that parses but is not a point on the curve (both are
+// "invalid pubkey", as in intakesvc).
 func TestAllRecipientFailureRecordsSendFailed(t *testing.T) {
 	for name, bad := range map[string]string{"unparsable": "not-a-valid-pubkey", "not on the curve": strings.Repeat("f", 64)} {
 		t.Run(name, func(t *testing.T) { allRecipientFailure(t, bad) })
@@ -394,7 +400,7 @@ func allRecipientFailure(t *testing.T, bad string) {
 	})
 }
 
-// B10 outcome ordering: a failure before a success keeps the send order, and
+// Outcome ordering: a failure before a success keeps the send order, and
 // one success makes the dispatch dispatched.
 func TestPartialSuccessKeepsSendOrder(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
@@ -414,7 +420,7 @@ func TestPartialSuccessKeepsSendOrder(t *testing.T) {
 	})
 }
 
-// B17 #16.
+// A payload missing required keys is a parse failure, consumed.
 func TestMalformedPayloadRecordsParseFailedAndMovesOn(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -439,7 +445,7 @@ func TestMalformedPayloadRecordsParseFailedAndMovesOn(t *testing.T) {
 	})
 }
 
-// B17 #17.
+// A payload that names no dispute records "unknown".
 func TestMalformedPayloadWithUnrecoverableDisputeIDUsesUnknown(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		e.rawHandoff(`this is not json at all {{{`)
@@ -451,7 +457,7 @@ func TestMalformedPayloadWithUnrecoverableDisputeIDUsesUnknown(t *testing.T) {
 	})
 }
 
-// B17 #18.
+// A dispute intakesvc does not know is an orphan.
 func TestOrphanDisputeReferenceRecordsParseFailed(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -470,7 +476,7 @@ func TestOrphanDisputeReferenceRecordsParseFailed(t *testing.T) {
 	})
 }
 
-// B17 #19.
+// A malformed handoff never blocks a valid one.
 func TestPoisoningIsPrevented(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -494,7 +500,7 @@ func TestPoisoningIsPrevented(t *testing.T) {
 	})
 }
 
-// §B12 at-least-once: a crash after the sends and before the record leaves
+// At least once: a crash after the sends and before the record leaves
 // the handoff claimed; once the claim expires it is dispatched again and
 // recorded once, and relaygw's idempotency keys mean the solver gets one DM.
 func TestCrashBetweenSendAndRecord(t *testing.T) {
@@ -525,7 +531,7 @@ func TestCrashBetweenSendAndRecord(t *testing.T) {
 	})
 }
 
-// §B17 tracker unit: the supersession and unroutable audit rows are
+// The supersession and unroutable audit rows are
 // deduplicated per handoff, not per dispute.
 func TestParkAuditIsPerHandoff(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {

@@ -78,7 +78,7 @@ func pkg(session string) handoff.Package {
 
 func TestBody(t *testing.T) {
 	t.Parallel()
-	t.Run("dispute-scoped, the spec's example byte for byte", func(t *testing.T) {
+	t.Run("dispute-scoped, the reference's example byte for byte", func(t *testing.T) {
 		t.Parallel()
 		want := "escalation_handoff/v1\n" +
 			"Dispute: d-1\n" +
