@@ -379,16 +379,34 @@ func TestQueueDepthSumsCorrectlyAcrossReplicas(t *testing.T) {
 		require.Equal(t, 2.0, due, "the two pending rows are due")
 		require.Equal(t, 1.0, reporters, "exactly one replica reports")
 	}
+	isReporter := func(r *replica) bool {
+		return gauge(gather(t, r.reg), "serbero_escalationsvc_queue_reporter") == 1
+	}
 	reporter, other := reps[0], reps[1]
-	if gauge(gather(t, reporter.reg), "serbero_escalationsvc_queue_reporter") != 1 {
+	if !isReporter(reporter) {
 		reporter, other = other, reporter
 	}
 
-	reporter.stop() // the reporter's pod goes away
-	depth, _, reporters := sums([]*replica{other})
-	require.Equal(t, want, depth, "the remaining replica took the role over")
+	// The reporter's connection dies (a node lost, a network cut): Postgres
+	// releases the lock with the session, the other replica takes over, and
+	// the dead one reports nothing more (never a doubled sum).
+	_, err = db.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return isReporter(other) }, 10*time.Second, 20*time.Millisecond, "the other replica takes the role")
+	for range 3 {
+		depth, _, reporters := sums(reps)
+		require.Equal(t, want, depth, "still the queue, once")
+		require.Equal(t, 1.0, reporters)
+	}
+
+	other.stop() // the new reporter's pod goes away cleanly
+	require.Eventually(t, func() bool { return isReporter(reporter) }, 10*time.Second, 20*time.Millisecond,
+		"the first replica, reconnected, takes the role back once the lock is released")
+	depth, _, reporters := sums([]*replica{reporter})
+	require.Equal(t, want, depth)
 	require.Equal(t, 1.0, reporters)
-	_, _, stopped := sums([]*replica{reporter})
+	_, _, stopped := sums([]*replica{other})
 	require.Zero(t, stopped, "a stopped replica no longer reports")
 }
 
