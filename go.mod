@@ -14,6 +14,7 @@ require (
 	github.com/serbero/serbero/gen/go v0.0.0
 	github.com/serbero/serbero/pkg v0.0.0
 	github.com/serbero/serbero/pkg/mostro v0.0.0
+	github.com/serbero/serbero/pkg/testkit v0.0.0
 	github.com/serbero/serbero/services/authsvc v0.0.0
 	github.com/serbero/serbero/services/escalationsvc v0.0.0
 	github.com/serbero/serbero/services/intakesvc v0.0.0
@@ -23,6 +24,11 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
+)
+
+require (
+	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
+	github.com/jonboulle/clockwork v0.5.0 // indirect
 )
 
 require (
@@ -68,6 +74,7 @@ require (
 	github.com/puzpuzpuz/xsync/v3 v3.5.1 // indirect
 	github.com/rs/cors v1.11.1 // indirect
 	github.com/savsgio/gotils v0.0.0-20240704082632-aef3928b8a38 // indirect
+	github.com/serbero/serbero/pkg/testkit v0.0.0
 	github.com/sethvargo/go-retry v0.5.0 // indirect
 	github.com/tidwall/gjson v1.18.0 // indirect
 	github.com/tidwall/match v1.2.0 // indirect

@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"time"
+
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
 	intakesvcv1 "github.com/serbero/serbero/gen/go/serbero/intakesvc/v1"
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
@@ -24,12 +26,40 @@ func (e *env) mediationsvc() (service.Service, error) {
 	}
 	return mediationsvc.New(mediationsvc.Deps{
 		Authsvc:    authsvcv1.NewAuthServiceClient(auth),
-		Config:     e.cfg,
+		Config:     mediationConfig(e.cfg),
 		Intakesvc:  intakesvcv1.NewIntakeServiceClient(intake),
 		Logger:     e.logger(config.TargetMediationsvc),
 		Pool:       e.pool,
 		Registerer: e.reg,
 		Relaygw:    relaygwv1.NewRelayGatewayServiceClient(rg),
+		SetHealth:  e.setHealth,
 		Stopping:   e.stopping,
 	})
+}
+
+// mediationConfig maps the [mediation], [reasoning] and [prompts]
+// sections to mediationsvc's Config.
+func mediationConfig(c *config.Config) mediationsvc.Config {
+	return mediationsvc.Config{
+		MediationEnabled:     c.Mediation.Enabled,
+		MaxRounds:            c.Mediation.MaxRounds,
+		PartyResponseTimeout: time.Duration(c.Mediation.PartyResponseTimeoutSeconds) * time.Second,
+		Reasoning: mediationsvc.ReasoningConfig{
+			Enabled:               c.Reasoning.Enabled,
+			Provider:              c.Reasoning.Provider,
+			Model:                 c.Reasoning.Model,
+			APIBase:               c.Reasoning.APIBase,
+			APIKeyEnv:             c.Reasoning.APIKeyEnv,
+			APIKey:                c.Reasoning.APIKey,
+			RequestTimeoutSeconds: c.Reasoning.RequestTimeoutSeconds,
+			FollowupRetryCount:    c.Reasoning.FollowupRetryCount,
+		},
+		Prompts: mediationsvc.PromptPaths{
+			System:           c.Prompts.SystemInstructionsPath,
+			Classification:   c.Prompts.ClassificationPolicyPath,
+			EscalationPolicy: c.Prompts.EscalationPolicyPath,
+			MediationStyle:   c.Prompts.MediationStylePath,
+			MessageTemplates: c.Prompts.MessageTemplatesPath,
+		},
+	}
 }

@@ -69,15 +69,17 @@ func defaultBuilders() map[config.Target]builder {
 
 // env is everything a service constructor may use.
 type env struct {
-	cfg      *config.Config
-	dev      bool
-	loaded   *config.Loaded
-	log      *slog.Logger
-	peers    *peers
-	pool     *pgxpool.Pool
-	reg      prometheus.Registerer
-	stopping context.Context // cancelled by the shutdown sequence (legacy Deps.Stopping)
-	target   config.Target
+	cfg    *config.Config
+	dev    bool
+	loaded *config.Loaded
+	log    *slog.Logger
+	peers  *peers
+	pool   *pgxpool.Pool
+	// setHealth sets a component's gRPC health status.
+	setHealth func(name string, serving bool)
+	reg       prometheus.Registerer
+	stopping  context.Context // cancelled by the shutdown sequence (legacy Deps.Stopping)
+	target    config.Target
 }
 
 // logger returns the logger of one service.
@@ -192,7 +194,7 @@ func Complete(ctx context.Context, opts Options) (_ *Process, err error) {
 	cl.push("stopping context", func() error { stopAll(); return nil })
 
 	e := &env{
-		cfg: cfg, dev: opts.Dev, loaded: opts.Loaded, log: log, pool: pool, reg: reg, stopping: stopping,
+		cfg: cfg, dev: opts.Dev, loaded: opts.Loaded, log: log, pool: pool, reg: reg, setHealth: srv.SetHealth, stopping: stopping,
 		target: opts.Target, peers: newPeers(opts.Target, token, cl),
 	}
 	builders := opts.builders

@@ -259,6 +259,11 @@ type RelaygwConfig struct {
 	// ResubscribeMarginSeconds is subtracted from the durable cursor when
 	// subscribing again after a reconnect or restart.
 	ResubscribeMarginSeconds int64 `toml:"resubscribe_margin_seconds"`
+	// RetentionDays is how long relaygw keeps its stored events, chat
+	// lines and idempotency records at least; 0 keeps everything.
+	RetentionDays int64 `toml:"retention_days"`
+	// RetentionIntervalSeconds is the pause between two retention runs.
+	RetentionIntervalSeconds int64 `toml:"retention_interval_seconds"`
 }
 
 // Default returns the configuration with every default applied. The values
@@ -307,6 +312,8 @@ func Default() Config {
 			ResubscribeMarginSeconds:   60,
 			GiftWrapLookbackSeconds:    7 * 24 * 3600,
 			DevRelayListen:             "127.0.0.1:7447",
+			RetentionDays:              90,
+			RetentionIntervalSeconds:   3600,
 		},
 	}
 }

@@ -25,28 +25,36 @@ const npubPrefix = "npub1"
 // characters. The key must be an x-only point on secp256k1. Normalize of a
 // normalised key returns it unchanged.
 func Normalize(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	var raw []byte
-	if strings.HasPrefix(strings.ToLower(s), npubPrefix) {
-		b, err := decodeNpub(s)
-		if err != nil {
-			return "", err
-		}
-		raw = b
-	} else {
-		if len(s) != 64 {
-			return "", fmt.Errorf("%w: want 64 hex characters or an npub, got %d characters", ErrInvalid, len(s))
-		}
-		b, err := hex.DecodeString(s)
-		if err != nil {
-			return "", fmt.Errorf("%w: not hex", ErrInvalid)
-		}
-		raw = b
+	hexKey, err := CanonicalHex(s)
+	if err != nil {
+		return "", err
 	}
+	raw, _ := hex.DecodeString(hexKey) // CanonicalHex returned valid hex
 	if _, err := schnorr.ParsePubKey(raw); err != nil {
 		return "", fmt.Errorf("%w: not a point on secp256k1", ErrInvalid)
 	}
-	return hex.EncodeToString(raw), nil
+	return hexKey, nil
+}
+
+// CanonicalHex is Normalize without the curve check: it checks the form
+// only (64 hex characters or an npub) and returns lowercase hex. It is for
+// comparing keys as written; a key Serbero relies on goes through Normalize.
+func CanonicalHex(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(strings.ToLower(s), npubPrefix) {
+		raw, err := decodeNpub(s)
+		if err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(raw), nil
+	}
+	if len(s) != 64 {
+		return "", fmt.Errorf("%w: want 64 hex characters or an npub, got %d characters", ErrInvalid, len(s))
+	}
+	if _, err := hex.DecodeString(s); err != nil {
+		return "", fmt.Errorf("%w: not hex", ErrInvalid)
+	}
+	return strings.ToLower(s), nil
 }
 
 // Valid reports whether Normalize accepts s.

@@ -88,12 +88,22 @@ func FuzzNormalize(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		canonical, cerr := nostrkey.CanonicalHex(s)
+		if cerr != nil {
+			require.ErrorIs(t, cerr, nostrkey.ErrInvalid)
+		} else {
+			again, err := nostrkey.CanonicalHex(canonical)
+			require.NoError(t, err)
+			require.Equal(t, canonical, again, "CanonicalHex is idempotent")
+		}
 		got, err := nostrkey.Normalize(s)
 		if err != nil {
 			require.ErrorIs(t, err, nostrkey.ErrInvalid)
 			require.Empty(t, got)
 			return
 		}
+		require.NoError(t, cerr, "Normalize accepts only what CanonicalHex accepts")
+		require.Equal(t, canonical, got)
 		require.Len(t, got, 64)
 		require.Equal(t, strings.ToLower(got), got)
 		again, err := nostrkey.Normalize(got)
@@ -105,4 +115,19 @@ func FuzzNormalize(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, got, back, "npub round trip")
 	})
+}
+
+func TestCanonicalHexChecksTheFormOnly(t *testing.T) {
+	t.Parallel()
+	offCurve := strings.Repeat("03", 32)
+	got, err := nostrkey.CanonicalHex(strings.ToUpper(offCurve))
+	require.NoError(t, err)
+	require.Equal(t, offCurve, got)
+	_, err = nostrkey.Normalize(offCurve)
+	require.ErrorIs(t, err, nostrkey.ErrInvalid)
+	_, err = nostrkey.CanonicalHex("abc")
+	require.ErrorIs(t, err, nostrkey.ErrInvalid)
+	got, err = nostrkey.CanonicalHex(nip19Npub)
+	require.NoError(t, err)
+	require.Equal(t, nip19Hex, got)
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/serbero/serbero/services/relaygw/internal/identity"
 	"github.com/serbero/serbero/services/relaygw/internal/notify"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
+	"github.com/serbero/serbero/services/relaygw/internal/reason"
 	"github.com/serbero/serbero/services/relaygw/internal/store"
 	"github.com/serbero/serbero/services/relaygw/internal/verify"
 )
@@ -60,7 +61,7 @@ const (
 )
 
 // MaxKeyLen bounds an idempotency key.
-const MaxKeyLen = 256
+const MaxKeyLen = reason.MaxKeyLen
 
 // Options configures a Manager.
 type Options struct {
@@ -225,7 +226,7 @@ func (m *Manager) Channel(party string) (store.ChatChannel, error) {
 	}
 	ck, err := mchat.Derive(m.o.Identity.Keys(), party)
 	if err != nil {
-		return store.ChatChannel{}, apperr.InvalidArgument("party_trade_pubkey cannot form a chat channel with Serbero's key")
+		return store.ChatChannel{}, reason.With(apperr.InvalidArgument("party_trade_pubkey cannot form a chat channel with Serbero's key"), reason.InvalidRecipient)
 	}
 	return store.ChatChannel{Party: party, V1Shared: ck.SharedPubkey(), V2Conv: ck.ConvPubkey(), V2Sign: ck.SignPubkey()}, nil
 }
@@ -253,7 +254,7 @@ func (m *Manager) Register(ctx context.Context, parties []string) ([]string, err
 			if added {
 				m.remove(c.Party) // lines of an unregistered channel cannot be stored
 			}
-			return nil, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
+			return nil, reason.With(apperr.Wrap(apperr.KindUnavailable, err, "database unavailable"), reason.StoreUnavailable)
 		}
 		changed = changed || added
 		out = append(out, c.Party)
@@ -271,7 +272,7 @@ func (m *Manager) Register(ctx context.Context, parties []string) ([]string, err
 func normalizeParty(p string) (string, error) {
 	p = strings.ToLower(strings.TrimSpace(p))
 	if !keys.ValidPubkey(p) {
-		return "", apperr.InvalidArgument("party_trade_pubkey is not a valid public key (want 64 hex characters)")
+		return "", reason.With(apperr.InvalidArgument("party_trade_pubkey is not a valid public key (want 64 hex characters)"), reason.InvalidRecipient)
 	}
 	return p, nil
 }
@@ -507,21 +508,21 @@ func (m *Manager) Send(ctx context.Context, party, text, key string) (SendResult
 		return SendResult{}, err
 	}
 	if strings.TrimSpace(text) == "" {
-		return SendResult{}, apperr.InvalidArgument("text must not be empty")
+		return SendResult{}, reason.With(apperr.InvalidArgument("text must not be empty"), reason.InvalidBody)
 	}
-	if key == "" || len(key) > MaxKeyLen {
-		return SendResult{}, apperr.InvalidArgument("idempotency_key is required and at most %d bytes", MaxKeyLen)
+	if err := reason.CheckKey(key); err != nil {
+		return SendResult{}, err
 	}
 	mac := m.o.Identity.Fingerprint("chat", party, text)
 	log := m.o.Logger.With("idempotency_key", key, "party_trade_pubkey", party)
 	if rec, ok, err := m.o.Store.GetChatSend(ctx, key); err != nil {
-		return SendResult{}, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
+		return SendResult{}, reason.With(apperr.Wrap(apperr.KindUnavailable, err, "database unavailable"), reason.StoreUnavailable)
 	} else if ok {
 		return m.again(ctx, log, rec, party, mac)
 	}
 	ck, err := mchat.Derive(m.o.Identity.Keys(), party)
 	if err != nil {
-		return SendResult{}, apperr.InvalidArgument("party_trade_pubkey cannot form a chat channel with Serbero's key")
+		return SendResult{}, reason.With(apperr.InvalidArgument("party_trade_pubkey cannot form a chat channel with Serbero's key"), reason.InvalidRecipient)
 	}
 	now := m.o.Now()
 	outer, inner, err := mchat.BuildV2(ck, m.o.Identity.Keys(), text, now)
@@ -538,12 +539,12 @@ func (m *Manager) Send(ctx context.Context, party, text, key string) (SendResult
 	}
 	inserted, err := m.o.Store.InsertChatSend(ctx, rec)
 	if err != nil {
-		return SendResult{}, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
+		return SendResult{}, reason.With(apperr.Wrap(apperr.KindUnavailable, err, "database unavailable"), reason.StoreUnavailable)
 	}
 	if !inserted {
 		got, ok, err := m.o.Store.GetChatSend(ctx, key)
 		if err != nil || !ok {
-			return SendResult{}, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
+			return SendResult{}, reason.With(apperr.Wrap(apperr.KindUnavailable, err, "database unavailable"), reason.StoreUnavailable)
 		}
 		return m.again(ctx, log, got, party, mac)
 	}
@@ -553,7 +554,7 @@ func (m *Manager) Send(ctx context.Context, party, text, key string) (SendResult
 
 func (m *Manager) again(ctx context.Context, log *slog.Logger, rec store.ChatSend, party, mac string) (SendResult, error) {
 	if rec.Party != party || rec.RequestMAC != mac {
-		return SendResult{}, apperr.InvalidArgument("idempotency_key was already used for a different party or text")
+		return SendResult{}, reason.With(apperr.InvalidArgument("idempotency_key was already used for a different party or text"), reason.IdempotencyConflict)
 	}
 	if rec.DeliveredAt != nil {
 		r := SendResult{InnerID: rec.InnerID, InnerCreatedAt: rec.InnerCreatedAt, V2ID: rec.V2.ID, Delivered: true, Duplicate: true}
