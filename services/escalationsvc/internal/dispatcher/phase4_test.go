@@ -677,3 +677,30 @@ INSERT INTO handoffs (handoff_event_id, dispute_id, session_id, payload_json) SE
 	require.Empty(t, e.dispatches(), "nothing half-recorded")
 	require.Zero(t, e.cycle(d), "failed handoffs wait for an operator")
 }
+
+// relaygw refusing a send for good (here: the recipient's idempotency key
+// was already used for another body) is a failed recipient, recorded and
+// consumed, not retried: the real relaygw's typed reason over the wire.
+func TestRelaygwRefusalIsAFailedRecipient(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := newRelaygwWorld(t, e).(*relaygwWorld)
+	s := w.solver()
+	e.dispute("d-1", "notified", nil)
+	h := e.handoff(samplePkg("d-1", ""))
+	_, err := w.h.Client.SendDirectMessage(e.ctx, &relaygwv1.SendDirectMessageRequest{
+		RecipientPubkey: s.Pubkey(), Body: "another body", IdempotencyKey: IdempotencyKey(h.HandoffEventID, s.Pubkey()),
+	})
+	require.NoError(t, err)
+	d := e.dispatcher(w.sender(), []config.SolverConfig{writeSolver(s.Pubkey())}, false)
+	require.Equal(t, 1, e.cycle(d))
+	ds := e.dispatches()
+	require.Len(t, ds, 1)
+	require.Equal(t, "send_failed", ds[0].Status)
+	ns := e.notifications()
+	require.Len(t, ns, 1)
+	require.Equal(t, "failed", ns[0].Status)
+	require.True(t, strings.HasPrefix(*ns[0].Error, "notification error: gift-wrap send failed: "), *ns[0].Error)
+	require.Equal(t, handoff.OutcomeSendFailed, e.queueRow(h.ID).Outcome, "consumed, not retried")
+	require.Equal(t, []string{"another body"}, s.Expect(t, 1), "only the earlier DM")
+}

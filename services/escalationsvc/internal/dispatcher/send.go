@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"strings"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/handoff"
 	"github.com/serbero/serbero/pkg/nostrkey"
+	"github.com/serbero/serbero/pkg/relaygwclient"
 	"github.com/serbero/serbero/services/escalationsvc/internal/store"
 )
 
@@ -38,10 +38,12 @@ func (d *Dispatcher) sendAll(ctx context.Context, log *slog.Logger, h *handoff.H
 		})
 		cancel()
 		switch {
-		case err != nil && status.Code(err) == codes.InvalidArgument:
-			out = append(out, store.Recipient{Pubkey: pk, Error: "notification error: gift-wrap send failed: " + status.Convert(err).Message()})
 		case err != nil:
-			return nil, fmt.Errorf("%w: send to %s: %w", errTransient, short(norm), err)
+			text, permanent := sendFailure(err)
+			if !permanent {
+				return nil, fmt.Errorf("%w: send to %s: %w", errTransient, short(norm), err)
+			}
+			out = append(out, store.Recipient{Pubkey: pk, Error: text})
 		case !resp.GetDelivered():
 			out = append(out, store.Recipient{Pubkey: pk, Error: "notification error: gift-wrap send failed: " + describeResults(resp.GetResults())})
 		default:
@@ -55,6 +57,24 @@ func (d *Dispatcher) sendAll(ctx context.Context, log *slog.Logger, h *handoff.H
 		}
 	}
 	return out, nil
+}
+
+// sendFailure classifies a failed SendDirectMessage by the reason relaygw
+// attached (pkg/relaygwclient), never by its message: a permanent failure
+// (the same request fails the same way on every retry) is a failed
+// recipient, recorded with text; anything else (relaygw unreachable, its
+// store unavailable, a deadline, an internal error) is transient and the
+// whole handoff is retried.
+func sendFailure(err error) (text string, permanent bool) {
+	msg := status.Convert(err).Message()
+	switch {
+	case relaygwclient.IsInvalidRecipient(err):
+		return "invalid pubkey: " + msg, true
+	case relaygwclient.IsPermanent(err):
+		return "notification error: gift-wrap send failed: " + msg, true
+	default:
+		return "", false
+	}
 }
 
 // IdempotencyKey is the relaygw idempotency key of one recipient's DM of
