@@ -684,7 +684,8 @@ INSERT INTO handoffs (handoff_event_id, dispute_id, session_id, payload_json) SE
 func TestRelaygwRefusalIsAFailedRecipient(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	w := newRelaygwWorld(t, e).(*relaygwWorld)
+	w, ok := newRelaygwWorld(t, e).(*relaygwWorld)
+	require.True(t, ok)
 	s := w.solver()
 	e.dispute("d-1", "notified", nil)
 	h := e.handoff(samplePkg("d-1", ""))
