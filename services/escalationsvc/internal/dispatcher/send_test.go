@@ -37,7 +37,7 @@ func TestSendFailureFollowsTheReason(t *testing.T) {
 			true, "notification error: gift-wrap send failed: idempotency_key was already used for a different recipient or body"},
 		"permanent reason, another code": {withReason(t, codes.FailedPrecondition, "unsupported", relaygwv1.SendErrorReason_SEND_ERROR_REASON_PROTOCOL_UNSUPPORTED),
 			true, "notification error: gift-wrap send failed: unsupported"},
-		"store unavailable": {withReason(t, codes.Unavailable, "store unavailable", relaygwv1.SendErrorReason_SEND_ERROR_REASON_STORE_UNAVAILABLE), false, ""},
+		"store unavailable":                       {withReason(t, codes.Unavailable, "store unavailable", relaygwv1.SendErrorReason_SEND_ERROR_REASON_STORE_UNAVAILABLE), false, ""},
 		"transient reason, invalid-argument code": {withReason(t, codes.InvalidArgument, "odd", relaygwv1.SendErrorReason_SEND_ERROR_REASON_STORE_UNAVAILABLE), false, ""},
 		"no reason, invalid argument (an older relaygw)": {status.Error(codes.InvalidArgument, "bad request"),
 			true, "notification error: gift-wrap send failed: bad request"},
