@@ -302,7 +302,9 @@ func (s *Server) Stop() {
 			s.grpc.Stop()
 			<-stopped
 		}
-		<-s.serveErr
+		if err := <-s.serveErr; err != nil {
+			s.log.Warn("shutdown: grpc serve ended with an error", "error", err)
+		}
 	})
 }
 

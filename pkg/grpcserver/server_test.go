@@ -117,7 +117,8 @@ func setup(t *testing.T, drain, grace time.Duration, readyErr error) *bundle {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-b.done:
+		case err := <-b.done:
+			require.NoError(t, err)
 		case <-time.After(30 * time.Second):
 			t.Error("server did not stop")
 		}

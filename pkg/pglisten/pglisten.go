@@ -224,7 +224,7 @@ func (l *Listener) Run(ctx context.Context) error {
 		err := l.session(ctx, b.Reset)
 		l.up.Store(false)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // a session error after cancellation is the shutdown itself, not a failure
 		}
 		wait := b.NextBackOff()
 		l.log.Warn("listen connection lost; reconnecting", "error", err, "retry_in", wait.String())

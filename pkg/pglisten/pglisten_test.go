@@ -65,7 +65,8 @@ func start(t *testing.T, channels ...string) (*fixture, []*pglisten.Subscription
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-f.done:
+		case err := <-f.done:
+			require.NoError(t, err)
 		case <-time.After(deadline):
 			t.Error("Run did not return after cancel")
 		}

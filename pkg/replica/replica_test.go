@@ -2,10 +2,10 @@ package replica_test
 
 import (
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -20,7 +20,7 @@ func TestID(t *testing.T) {
 	require.NotEqual(t, a, b, "unique per call")
 	prefix := host + "-" + strconv.Itoa(os.Getpid()) + "-"
 	require.True(t, strings.HasPrefix(a, prefix), "%q starts with %q", a, prefix)
-	require.Regexp(t, regexp.MustCompile(`-[0-9a-f]{8}$`), a)
+	require.Regexp(t, `-[0-9a-f]{8}$`, a)
 }
 
 func TestFormat(t *testing.T) {
@@ -41,4 +41,13 @@ func TestFormat(t *testing.T) {
 			require.Len(t, got, len(tt.wantPrefix)+8)
 		})
 	}
+}
+
+// A long hostname is cut to 64 bytes at a character boundary: the identity
+// goes into text columns, and Postgres refuses half a character.
+func TestFormatCutsALongHostnameAtACharacter(t *testing.T) {
+	t.Parallel()
+	id := replica.Format(strings.Repeat("a", 63)+"é", 7, "authsvc")
+	require.True(t, utf8.ValidString(id))
+	require.True(t, strings.HasPrefix(id, strings.Repeat("a", 63)+"-7-"), id)
 }

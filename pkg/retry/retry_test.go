@@ -14,9 +14,9 @@ import (
 func TestExponential(t *testing.T) {
 	t.Parallel()
 	b := retry.Exponential(100*time.Millisecond, time.Second)
-	nominal := []time.Duration{100, 200, 400, 800, 1000, 1000}
+	ms := time.Millisecond
+	nominal := []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1000 * ms, 1000 * ms}
 	for i, n := range nominal {
-		n *= time.Millisecond
 		got := b.NextBackOff()
 		lo, hi := time.Duration(float64(n)*(1-retry.Jitter)), time.Duration(float64(n)*(1+retry.Jitter))
 		require.True(t, got >= lo && got <= hi, "wait %d: %s not within %s..%s", i, got, lo, hi)

@@ -33,8 +33,6 @@ func allowList() map[string]string {
 		// intakesvc's notification rows: notiflog.Record / ReserveIDs+RecordAll / ByDispute.
 		"services/intakesvc -> notifications":        "CompleteJob, CompleteDelivered, read.go",
 		"services/intakesvc -> notifications_id_seq": "CompleteDelivered draws ids: notiflog.ReserveIDs",
-		// authsvc's auth_retry_* rows: audit.Append.
-		"services/authsvc -> mediation_events": "insertAudit",
 		// mediationsvc reads the trail: audit.Trail.
 		"services/mediationsvc -> mediation_events": "store.AuditTrail",
 	}

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"log/slog"
 	"time"
-	"unicode/utf8"
 
 	"github.com/serbero/serbero/pkg/audit"
 	"github.com/serbero/serbero/pkg/handoff"
+	"github.com/serbero/serbero/pkg/textcut"
 	"github.com/serbero/serbero/services/escalationsvc/internal/route"
 	"github.com/serbero/serbero/services/escalationsvc/internal/store"
 )
@@ -244,16 +244,9 @@ func (d *Dispatcher) fail(ctx context.Context, log *slog.Logger, h *handoff.Hand
 	d.m.Failed.Inc()
 }
 
-// truncate cuts s to at most n bytes, at a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
+// truncate bounds text for a column: at most n bytes, cut at a character
+// boundary (a byte cut inside one is invalid UTF-8, which Postgres refuses).
+func truncate(s string, n int) string { return textcut.Bytes(s, n) }
 
 // short abbreviates a pubkey for logs (solver pubkeys are public, but long).
 func short(pk string) string {

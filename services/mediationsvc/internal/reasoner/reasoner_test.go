@@ -2,7 +2,6 @@ package reasoner_test
 
 import (
 	"bytes"
-	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -332,7 +331,7 @@ func TestBundleByHash(t *testing.T) {
 	require.Equal(t, old, got)
 
 	_, err = f.core.BundleByHash(ctx, strings.Repeat("ab", 32))
-	require.True(t, errors.Is(err, reasoner.ErrBundleMissing))
+	require.ErrorIs(t, err, reasoner.ErrBundleMissing)
 
 	// The loaded bundle is stored: a fresh core with other files finds it.
 	stored, err := f.store.BundleByHash(ctx, loaded.PolicyHash)

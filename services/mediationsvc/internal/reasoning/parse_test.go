@@ -15,7 +15,7 @@ func requireMalformed(t *testing.T, err error, contains string) {
 	t.Helper()
 	require.Error(t, err)
 	var e *reasoning.Error
-	require.True(t, errors.As(err, &e), "typed error, got %T", err)
+	require.ErrorAs(t, err, &e, "typed error, got %T", err)
 	require.Equal(t, reasoning.CategoryMalformedResponse, e.Category)
 	require.Equal(t, reasoning.CategoryMalformedResponse, reasoning.CategoryOf(err))
 	if contains != "" {

@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+
+	"github.com/serbero/serbero/pkg/textcut"
 )
 
 // Outcome is what one relay did with one published event.
@@ -713,12 +715,9 @@ func jitter(d time.Duration) time.Duration {
 	return half + time.Duration(rand.Int64N(int64(half)))
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+// truncate bounds relay text (notices, refusals) to n characters, cut at a
+// character boundary, with "…" when something was cut.
+func truncate(s string, n int) string { return textcut.Ellipsis(s, n) }
 
 // seenSet remembers recently handled event ids per subscription, so the
 // same event from several relays is handled once (handlers still dedupe

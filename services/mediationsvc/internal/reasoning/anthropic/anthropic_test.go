@@ -19,7 +19,10 @@ import (
 )
 
 func q(s string) string {
-	b, _ := json.Marshal(s)
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err) // a string always marshals
+	}
 	return string(b)
 }
 

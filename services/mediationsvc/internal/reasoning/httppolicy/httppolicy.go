@@ -68,8 +68,9 @@ func New(timeoutSeconds, retryCount int64) Policy {
 // (backoff or Retry-After) that would end past it is not made: the call
 // fails with its last error instead.
 func (p Policy) Budget() time.Duration {
-	n := time.Duration(max(p.Attempts, 1))
-	return n*p.Timeout + (n-1)*orDefault(p.MaxBackoff, defaultMaxBackoff)
+	n := int64(max(p.Attempts, 1))
+	return time.Duration(n)*p.Timeout + time.Duration(n-1)*orDefault(p.MaxBackoff, defaultMaxBackoff)
+
 }
 
 // Backoff defaults.
