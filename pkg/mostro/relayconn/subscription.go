@@ -1,6 +1,7 @@
 package relayconn
 
 import (
+	"context"
 	"sync"
 
 	"github.com/nbd-wtf/go-nostr"
@@ -143,5 +144,30 @@ func (s *Subscription) Close() {
 	c.release(size)
 	if open {
 		c.sendClose(s.id)
+	}
+}
+
+// Each calls fn for every item, in order, until the subscription ends
+// (returning why) or ctx ends (returning ctx's error). It is the simple
+// way to consume a subscription from one goroutine.
+func (s *Subscription) Each(ctx context.Context, fn func(Item)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.wake:
+		}
+		for {
+			items, err := s.Take(256)
+			if len(items) == 0 {
+				if err != nil {
+					return err
+				}
+				break
+			}
+			for _, it := range items {
+				fn(it)
+			}
+		}
 	}
 }
