@@ -101,6 +101,7 @@ func (c *Config) Validate() error {
 	positive("[relaygw].publish_timeout_seconds", c.Relaygw.PublishTimeoutSeconds)
 	positive("[relaygw].reconnect_max_backoff_seconds", c.Relaygw.ReconnectMaxBackoffSeconds)
 	nonNegative("[relaygw].resubscribe_margin_seconds", c.Relaygw.ResubscribeMarginSeconds)
+	nonNegative("[relaygw].dispute_backfill_seconds", c.Relaygw.DisputeBackfillSeconds)
 	if c.Relaygw.GiftWrapLookbackSeconds < 2*24*3600 {
 		bad("[relaygw].giftwrap_lookback_seconds must be at least 172800 (gift wraps are back-dated up to two days; got %d)",
 			c.Relaygw.GiftWrapLookbackSeconds)
