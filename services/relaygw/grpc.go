@@ -13,6 +13,7 @@ import (
 	"github.com/serbero/serbero/pkg/apperr"
 	"github.com/serbero/serbero/pkg/mostro"
 	mchat "github.com/serbero/serbero/pkg/mostro/chat"
+	"github.com/serbero/serbero/services/relaygw/internal/disputes"
 	"github.com/serbero/serbero/services/relaygw/internal/mostroreq"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
 	"github.com/serbero/serbero/services/relaygw/internal/store"
@@ -46,7 +47,7 @@ func (s *Service) StreamDisputeEvents(req *relaygwv1.StreamDisputeEventsRequest,
 	}
 	ctx, cancel := s.streamContext(stream.Context())
 	defer cancel()
-	return s.disputes.Stream(ctx, req.GetAfterCursor(), func(e store.DisputeEvent) error {
+	return s.disputes.Stream(ctx, req.GetAfterCursor(), func(e disputes.Event) error {
 		return stream.Send(&relaygwv1.StreamDisputeEventsResponse{Event: &relaygwv1.DisputeEvent{
 			Cursor:     e.Cursor,
 			EventId:    e.Event.ID,
@@ -57,6 +58,7 @@ func (s *Service) StreamDisputeEvents(req *relaygwv1.StreamDisputeEventsRequest,
 			ReceivedAt: timestamppb.New(e.ReceivedAt),
 			Sig:        e.Event.Sig,
 			Kind:       int32(e.Event.Kind),
+			Backfill:   e.Backfill,
 		}})
 	})
 }

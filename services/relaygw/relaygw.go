@@ -119,7 +119,11 @@ func New(deps Deps) (*Service, error) {
 	if s.dms, err = dm.New(id, s.store, s.pool, log.With("component", "relaygw.dm"), deps.Registerer); err != nil {
 		return nil, err
 	}
-	if s.disputes, err = disputes.New(mostroPK, s.store, log.With("component", "relaygw.disputes"), rejected, deps.Registerer); err != nil {
+	if s.disputes, err = disputes.New(disputes.Options{
+		Mostro: mostroPK, Store: s.store, Logger: log.With("component", "relaygw.disputes"), Rejected: rejected, Registerer: deps.Registerer,
+		Margin:   time.Duration(cfg.Relaygw.ResubscribeMarginSeconds) * time.Second,
+		Backfill: time.Duration(cfg.Relaygw.DisputeBackfillSeconds) * time.Second,
+	}); err != nil {
 		return nil, err
 	}
 	s.info = mostroinfo.New(mostroPK, s.store, log.With("component", "relaygw.mostroinfo"), rejected)
@@ -163,7 +167,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	margin := time.Duration(s.deps.Config.Relaygw.ResubscribeMarginSeconds) * time.Second
 	s.pool.Subscribe(s.info.Spec())
-	s.pool.Subscribe(s.disputes.Spec(s.store, margin))
+	s.pool.Subscribe(s.disputes.Spec(s.store))
 	for _, spec := range s.requests.Specs(s.store, margin) {
 		s.pool.Subscribe(spec)
 	}

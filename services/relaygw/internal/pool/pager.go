@@ -4,6 +4,10 @@ import (
 	"github.com/nbd-wtf/go-nostr"
 )
 
+// minRelayCap is the smallest answer cap assumed of a relay (common caps
+// are 100 to 5,000): a page of fewer events is never taken for a cut one.
+const minRelayCap = 50
+
 // maxPages bounds the pages read for one window on one relay (with a page
 // of 500, a quarter of a million events): a relay that keeps producing
 // "older" events cannot keep a subscription paging forever.
@@ -19,9 +23,10 @@ const maxPages = 500
 // One case cannot be told apart with NIP-01: a page full of events of a
 // single second that were all seen may mean "nothing older" or "that
 // second holds more events than the relay's cap". When such a page is at
-// least as large as the largest page so far, the pager steps one second
-// back (until = boundary - 1) once, and reports it (skipped): events of
-// that second beyond the cap are unreachable on that relay.
+// least as large as the largest page so far (and than minRelayCap), the
+// pager steps one second back (until = boundary - 1) once, and reports it
+// (skipped): events of that second beyond the cap are unreachable on that
+// relay.
 type pager struct {
 	base  nostr.Filter
 	limit int
@@ -94,7 +99,7 @@ func (p *pager) next() (f nostr.Filter, ok bool) {
 	}
 	if fresh == 0 {
 		// Only events already seen, all of the boundary second.
-		if stepped || n < p.maxPage {
+		if stepped || n < p.maxPage || n < minRelayCap {
 			return nostr.Filter{}, false
 		}
 		p.skipped = true

@@ -647,7 +647,13 @@ type DisputeEvent struct {
 	// The event's Schnorr signature, hex (so consumers can re-verify).
 	Sig string `protobuf:"bytes,8,opt,name=sig,proto3" json:"sig,omitempty"`
 	// The event's kind (always 38386).
-	Kind          int32 `protobuf:"varint,9,opt,name=kind,proto3" json:"kind,omitempty"`
+	Kind int32 `protobuf:"varint,9,opt,name=kind,proto3" json:"kind,omitempty"`
+	// True when the event was created before this deployment first started
+	// watching the node: read by the first start's margin or by its
+	// [relaygw].dispute_backfill_seconds window, or delivered later by a relay
+	// that holds older history. A consumer can record such an event without
+	// notifying anyone about it, except for a dispute that is still initiated.
+	Backfill      bool `protobuf:"varint,10,opt,name=backfill,proto3" json:"backfill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -743,6 +749,13 @@ func (x *DisputeEvent) GetKind() int32 {
 		return x.Kind
 	}
 	return 0
+}
+
+func (x *DisputeEvent) GetBackfill() bool {
+	if x != nil {
+		return x.Backfill
+	}
+	return false
 }
 
 // GetMostroInfoRequest is empty.
@@ -2172,7 +2185,7 @@ const file_serbero_relaygw_v1_relaygw_proto_rawDesc = "" +
 	"\x1aStreamDisputeEventsRequest\x12!\n" +
 	"\fafter_cursor\x18\x01 \x01(\x03R\vafterCursor\"U\n" +
 	"\x1bStreamDisputeEventsResponse\x126\n" +
-	"\x05event\x18\x01 \x01(\v2 .serbero.relaygw.v1.DisputeEventR\x05event\"\xbe\x02\n" +
+	"\x05event\x18\x01 \x01(\v2 .serbero.relaygw.v1.DisputeEventR\x05event\"\xda\x02\n" +
 	"\fDisputeEvent\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x03R\x06cursor\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x16\n" +
@@ -2184,7 +2197,9 @@ const file_serbero_relaygw_v1_relaygw_proto_rawDesc = "" +
 	"\vreceived_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAt\x12\x10\n" +
 	"\x03sig\x18\b \x01(\tR\x03sig\x12\x12\n" +
-	"\x04kind\x18\t \x01(\x05R\x04kind\"\x16\n" +
+	"\x04kind\x18\t \x01(\x05R\x04kind\x12\x1a\n" +
+	"\bbackfill\x18\n" +
+	" \x01(\bR\bbackfill\"\x16\n" +
 	"\x14GetMostroInfoRequest\"K\n" +
 	"\x15GetMostroInfoResponse\x122\n" +
 	"\x04info\x18\x01 \x01(\v2\x1e.serbero.relaygw.v1.MostroInfoR\x04info\"\xd0\x02\n" +
