@@ -75,7 +75,7 @@ type Ingest struct {
 	rejected *prometheus.CounterVec
 	stored   prometheus.Counter
 
-	mu      sync.Mutex
+	mu     sync.Mutex
 	start  *store.DisputeStart // once known
 	logged bool                // which start happened was logged
 }
