@@ -188,12 +188,13 @@ func TestChatLinesSurviveACutBeforeTheEndOfStoredEvents(t *testing.T) {
 	h := relaygwtest.Start(t, relaygwtest.Options{})
 	buyer := fakeparty.New(t, h.Relay.URL())
 	ch := buyer.SetSolver(h.Serbero.PublicKey())
-	// relaygwV2 reports whether relaygw's v2 subscription (id "n:chat-v2")
+	// relaygwV2 reports whether relaygw's v2 subscription (id
+	// "chat-v2/<chunk>:<n>"; the fake party watches the same filter)
 	// watches the channel.
 	relaygwV2 := func() bool {
 		for _, sub := range h.Relay.Subscriptions() {
 			for _, f := range sub.Filters {
-				if strings.HasSuffix(sub.ID, ":chat-v2") && slices.Contains(f.Authors, ch.SignPubkey()) {
+				if strings.HasPrefix(sub.ID, "chat-v2/") && f.Until == nil && slices.Contains(f.Authors, ch.SignPubkey()) {
 					return true
 				}
 			}
@@ -305,8 +306,11 @@ func TestChatRateLimit(t *testing.T) {
 	defer cancel()
 	waitChatSubscribed(t, h, ch)
 	buyer.Flood(chat.FormV2, 70, "spam")
+	// The burst (60) passes, the rest is refused as rate_limited (a refused
+	// line is judged again if a relay delivers it again, so the count of
+	// refusals may grow; accepted lines never do).
 	require.Eventually(t, func() bool {
-		return h.Metric(t, "serbero_relaygw_chat_lines_accepted_total")+rejected(t, h, "rate_limited") == 70
+		return h.Metric(t, "serbero_relaygw_chat_lines_accepted_total") >= 60 && rejected(t, h, "rate_limited") >= 5
 	}, wait, 10*time.Millisecond)
-	require.GreaterOrEqual(t, rejected(t, h, "rate_limited"), 5.0)
+	require.LessOrEqual(t, h.Metric(t, "serbero_relaygw_chat_lines_accepted_total"), 65.0)
 }

@@ -32,6 +32,13 @@ func (b *bucket) allow() bool {
 	return true
 }
 
+// refund gives back a token spent on a line that could not be stored.
+func (b *bucket) refund() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tokens = min(b.burst, b.tokens+1)
+}
+
 // lru remembers recent outer event ids (FIFO eviction).
 type lru struct {
 	mu    sync.Mutex
@@ -63,8 +70,10 @@ func (l *lru) add(id string) bool {
 	return true
 }
 
-func (l *lru) remove(id string) {
+// has reports whether id is remembered.
+func (l *lru) has(id string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.set, id)
+	_, ok := l.set[id]
+	return ok
 }

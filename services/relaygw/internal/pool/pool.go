@@ -333,3 +333,9 @@ func (p *Pool) Query(ctx context.Context, f nostr.Filter, timeout time.Duration)
 	wg.Wait()
 	return out
 }
+
+// Has reports whether a subscription with this key is in the pool.
+func (p *Pool) Has(key string) bool {
+	_, ok := p.spec(key)
+	return ok
+}

@@ -1983,6 +1983,100 @@ func (x *ChatMessage) GetContent() string {
 	return ""
 }
 
+// RetireChatChannelsRequest names the channels to retire.
+type RetireChatChannelsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Party trade pubkeys (hex) whose channels to retire; at least one, at
+	// most 1000.
+	PartyTradePubkeys []string `protobuf:"bytes,1,rep,name=party_trade_pubkeys,json=partyTradePubkeys,proto3" json:"party_trade_pubkeys,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RetireChatChannelsRequest) Reset() {
+	*x = RetireChatChannelsRequest{}
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireChatChannelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireChatChannelsRequest) ProtoMessage() {}
+
+func (x *RetireChatChannelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireChatChannelsRequest.ProtoReflect.Descriptor instead.
+func (*RetireChatChannelsRequest) Descriptor() ([]byte, []int) {
+	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RetireChatChannelsRequest) GetPartyTradePubkeys() []string {
+	if x != nil {
+		return x.PartyTradePubkeys
+	}
+	return nil
+}
+
+// RetireChatChannelsResponse reports the retirement.
+type RetireChatChannelsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many of the named channels this call retired (0 when all were
+	// already retired or never registered).
+	Retired       int32 `protobuf:"varint,1,opt,name=retired,proto3" json:"retired,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireChatChannelsResponse) Reset() {
+	*x = RetireChatChannelsResponse{}
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireChatChannelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireChatChannelsResponse) ProtoMessage() {}
+
+func (x *RetireChatChannelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireChatChannelsResponse.ProtoReflect.Descriptor instead.
+func (*RetireChatChannelsResponse) Descriptor() ([]byte, []int) {
+	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RetireChatChannelsResponse) GetRetired() int32 {
+	if x != nil {
+		return x.Retired
+	}
+	return 0
+}
+
 // GetRelayStatusRequest is empty.
 type GetRelayStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1992,7 +2086,7 @@ type GetRelayStatusRequest struct {
 
 func (x *GetRelayStatusRequest) Reset() {
 	*x = GetRelayStatusRequest{}
-	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[25]
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2098,7 @@ func (x *GetRelayStatusRequest) String() string {
 func (*GetRelayStatusRequest) ProtoMessage() {}
 
 func (x *GetRelayStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[25]
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2111,7 @@ func (x *GetRelayStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRelayStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetRelayStatusRequest) Descriptor() ([]byte, []int) {
-	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{25}
+	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{27}
 }
 
 // GetRelayStatusResponse lists every relay.
@@ -2031,7 +2125,7 @@ type GetRelayStatusResponse struct {
 
 func (x *GetRelayStatusResponse) Reset() {
 	*x = GetRelayStatusResponse{}
-	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[26]
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2137,7 @@ func (x *GetRelayStatusResponse) String() string {
 func (*GetRelayStatusResponse) ProtoMessage() {}
 
 func (x *GetRelayStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[26]
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2150,7 @@ func (x *GetRelayStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRelayStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetRelayStatusResponse) Descriptor() ([]byte, []int) {
-	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{26}
+	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetRelayStatusResponse) GetRelays() []*RelayStatus {
@@ -2087,7 +2181,7 @@ type RelayStatus struct {
 
 func (x *RelayStatus) Reset() {
 	*x = RelayStatus{}
-	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[27]
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2193,7 @@ func (x *RelayStatus) String() string {
 func (*RelayStatus) ProtoMessage() {}
 
 func (x *RelayStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[27]
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2206,7 @@ func (x *RelayStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayStatus.ProtoReflect.Descriptor instead.
 func (*RelayStatus) Descriptor() ([]byte, []int) {
-	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{27}
+	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RelayStatus) GetUrl() string {
@@ -2287,7 +2381,11 @@ const file_serbero_relaygw_v1_relaygw_proto_rawDesc = "" +
 	"\x10inner_created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0einnerCreatedAt\x12$\n" +
 	"\x0eouter_event_id\x18\x05 \x01(\tR\fouterEventId\x120\n" +
 	"\x04form\x18\x06 \x01(\x0e2\x1c.serbero.relaygw.v1.ChatFormR\x04form\x12\x18\n" +
-	"\acontent\x18\a \x01(\tR\acontent\"\x17\n" +
+	"\acontent\x18\a \x01(\tR\acontent\"K\n" +
+	"\x19RetireChatChannelsRequest\x12.\n" +
+	"\x13party_trade_pubkeys\x18\x01 \x03(\tR\x11partyTradePubkeys\"6\n" +
+	"\x1aRetireChatChannelsResponse\x12\x18\n" +
+	"\aretired\x18\x01 \x01(\x05R\aretired\"\x17\n" +
 	"\x15GetRelayStatusRequest\"Q\n" +
 	"\x16GetRelayStatusResponse\x127\n" +
 	"\x06relays\x18\x01 \x03(\v2\x1f.serbero.relaygw.v1.RelayStatusR\x06relays\"\xfd\x01\n" +
@@ -2311,7 +2409,7 @@ const file_serbero_relaygw_v1_relaygw_proto_rawDesc = "" +
 	"\bChatForm\x12\x19\n" +
 	"\x15CHAT_FORM_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fCHAT_FORM_V2\x10\x01\x12\x10\n" +
-	"\fCHAT_FORM_V1\x10\x022\xee\a\n" +
+	"\fCHAT_FORM_V1\x10\x022\xe3\b\n" +
 	"\x13RelayGatewayService\x12^\n" +
 	"\vGetIdentity\x12&.serbero.relaygw.v1.GetIdentityRequest\x1a'.serbero.relaygw.v1.GetIdentityResponse\x12p\n" +
 	"\x11SendDirectMessage\x12,.serbero.relaygw.v1.SendDirectMessageRequest\x1a-.serbero.relaygw.v1.SendDirectMessageResponse\x12x\n" +
@@ -2320,7 +2418,8 @@ const file_serbero_relaygw_v1_relaygw_proto_rawDesc = "" +
 	"\x11SendMostroRequest\x12,.serbero.relaygw.v1.SendMostroRequestRequest\x1a-.serbero.relaygw.v1.SendMostroRequestResponse\x12g\n" +
 	"\x0eGetChatChannel\x12).serbero.relaygw.v1.GetChatChannelRequest\x1a*.serbero.relaygw.v1.GetChatChannelResponse\x12j\n" +
 	"\x0fSendChatMessage\x12*.serbero.relaygw.v1.SendChatMessageRequest\x1a+.serbero.relaygw.v1.SendChatMessageResponse\x12u\n" +
-	"\x12StreamChatMessages\x12-.serbero.relaygw.v1.StreamChatMessagesRequest\x1a..serbero.relaygw.v1.StreamChatMessagesResponse0\x01\x12g\n" +
+	"\x12StreamChatMessages\x12-.serbero.relaygw.v1.StreamChatMessagesRequest\x1a..serbero.relaygw.v1.StreamChatMessagesResponse0\x01\x12s\n" +
+	"\x12RetireChatChannels\x12-.serbero.relaygw.v1.RetireChatChannelsRequest\x1a..serbero.relaygw.v1.RetireChatChannelsResponse\x12g\n" +
 	"\x0eGetRelayStatus\x12).serbero.relaygw.v1.GetRelayStatusRequest\x1a*.serbero.relaygw.v1.GetRelayStatusResponseB@Z>github.com/serbero/serbero/gen/go/serbero/relaygw/v1;relaygwv1b\x06proto3"
 
 var (
@@ -2336,7 +2435,7 @@ func file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP() []byte {
 }
 
 var file_serbero_relaygw_v1_relaygw_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_serbero_relaygw_v1_relaygw_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_serbero_relaygw_v1_relaygw_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_serbero_relaygw_v1_relaygw_proto_goTypes = []any{
 	(PublishOutcome)(0),                 // 0: serbero.relaygw.v1.PublishOutcome
 	(MostroAction)(0),                   // 1: serbero.relaygw.v1.MostroAction
@@ -2366,36 +2465,38 @@ var file_serbero_relaygw_v1_relaygw_proto_goTypes = []any{
 	(*StreamChatMessagesRequest)(nil),   // 25: serbero.relaygw.v1.StreamChatMessagesRequest
 	(*StreamChatMessagesResponse)(nil),  // 26: serbero.relaygw.v1.StreamChatMessagesResponse
 	(*ChatMessage)(nil),                 // 27: serbero.relaygw.v1.ChatMessage
-	(*GetRelayStatusRequest)(nil),       // 28: serbero.relaygw.v1.GetRelayStatusRequest
-	(*GetRelayStatusResponse)(nil),      // 29: serbero.relaygw.v1.GetRelayStatusResponse
-	(*RelayStatus)(nil),                 // 30: serbero.relaygw.v1.RelayStatus
-	(*timestamppb.Timestamp)(nil),       // 31: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 32: google.protobuf.Duration
+	(*RetireChatChannelsRequest)(nil),   // 28: serbero.relaygw.v1.RetireChatChannelsRequest
+	(*RetireChatChannelsResponse)(nil),  // 29: serbero.relaygw.v1.RetireChatChannelsResponse
+	(*GetRelayStatusRequest)(nil),       // 30: serbero.relaygw.v1.GetRelayStatusRequest
+	(*GetRelayStatusResponse)(nil),      // 31: serbero.relaygw.v1.GetRelayStatusResponse
+	(*RelayStatus)(nil),                 // 32: serbero.relaygw.v1.RelayStatus
+	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 34: google.protobuf.Duration
 }
 var file_serbero_relaygw_v1_relaygw_proto_depIdxs = []int32{
 	7,  // 0: serbero.relaygw.v1.SendDirectMessageResponse.results:type_name -> serbero.relaygw.v1.PublishResult
 	0,  // 1: serbero.relaygw.v1.PublishResult.outcome:type_name -> serbero.relaygw.v1.PublishOutcome
 	11, // 2: serbero.relaygw.v1.StreamDisputeEventsResponse.event:type_name -> serbero.relaygw.v1.DisputeEvent
-	31, // 3: serbero.relaygw.v1.DisputeEvent.created_at:type_name -> google.protobuf.Timestamp
+	33, // 3: serbero.relaygw.v1.DisputeEvent.created_at:type_name -> google.protobuf.Timestamp
 	8,  // 4: serbero.relaygw.v1.DisputeEvent.tags:type_name -> serbero.relaygw.v1.Tag
-	31, // 5: serbero.relaygw.v1.DisputeEvent.received_at:type_name -> google.protobuf.Timestamp
+	33, // 5: serbero.relaygw.v1.DisputeEvent.received_at:type_name -> google.protobuf.Timestamp
 	14, // 6: serbero.relaygw.v1.GetMostroInfoResponse.info:type_name -> serbero.relaygw.v1.MostroInfo
-	31, // 7: serbero.relaygw.v1.MostroInfo.event_created_at:type_name -> google.protobuf.Timestamp
-	31, // 8: serbero.relaygw.v1.MostroInfo.fetched_at:type_name -> google.protobuf.Timestamp
+	33, // 7: serbero.relaygw.v1.MostroInfo.event_created_at:type_name -> google.protobuf.Timestamp
+	33, // 8: serbero.relaygw.v1.MostroInfo.fetched_at:type_name -> google.protobuf.Timestamp
 	1,  // 9: serbero.relaygw.v1.SendMostroRequestRequest.action:type_name -> serbero.relaygw.v1.MostroAction
-	32, // 10: serbero.relaygw.v1.SendMostroRequestRequest.timeout:type_name -> google.protobuf.Duration
+	34, // 10: serbero.relaygw.v1.SendMostroRequestRequest.timeout:type_name -> google.protobuf.Duration
 	17, // 11: serbero.relaygw.v1.SendMostroRequestResponse.reply:type_name -> serbero.relaygw.v1.MostroReply
 	19, // 12: serbero.relaygw.v1.MostroReply.took_dispute:type_name -> serbero.relaygw.v1.SolverDisputeInfo
 	18, // 13: serbero.relaygw.v1.MostroReply.cant_do:type_name -> serbero.relaygw.v1.CantDo
 	22, // 14: serbero.relaygw.v1.GetChatChannelResponse.channel:type_name -> serbero.relaygw.v1.ChatChannel
-	31, // 15: serbero.relaygw.v1.SendChatMessageResponse.inner_created_at:type_name -> google.protobuf.Timestamp
+	33, // 15: serbero.relaygw.v1.SendChatMessageResponse.inner_created_at:type_name -> google.protobuf.Timestamp
 	7,  // 16: serbero.relaygw.v1.SendChatMessageResponse.results:type_name -> serbero.relaygw.v1.PublishResult
 	27, // 17: serbero.relaygw.v1.StreamChatMessagesResponse.message:type_name -> serbero.relaygw.v1.ChatMessage
-	31, // 18: serbero.relaygw.v1.ChatMessage.inner_created_at:type_name -> google.protobuf.Timestamp
+	33, // 18: serbero.relaygw.v1.ChatMessage.inner_created_at:type_name -> google.protobuf.Timestamp
 	2,  // 19: serbero.relaygw.v1.ChatMessage.form:type_name -> serbero.relaygw.v1.ChatForm
-	30, // 20: serbero.relaygw.v1.GetRelayStatusResponse.relays:type_name -> serbero.relaygw.v1.RelayStatus
-	31, // 21: serbero.relaygw.v1.RelayStatus.connected_since:type_name -> google.protobuf.Timestamp
-	31, // 22: serbero.relaygw.v1.RelayStatus.last_event_at:type_name -> google.protobuf.Timestamp
+	32, // 20: serbero.relaygw.v1.GetRelayStatusResponse.relays:type_name -> serbero.relaygw.v1.RelayStatus
+	33, // 21: serbero.relaygw.v1.RelayStatus.connected_since:type_name -> google.protobuf.Timestamp
+	33, // 22: serbero.relaygw.v1.RelayStatus.last_event_at:type_name -> google.protobuf.Timestamp
 	3,  // 23: serbero.relaygw.v1.RelayGatewayService.GetIdentity:input_type -> serbero.relaygw.v1.GetIdentityRequest
 	5,  // 24: serbero.relaygw.v1.RelayGatewayService.SendDirectMessage:input_type -> serbero.relaygw.v1.SendDirectMessageRequest
 	9,  // 25: serbero.relaygw.v1.RelayGatewayService.StreamDisputeEvents:input_type -> serbero.relaygw.v1.StreamDisputeEventsRequest
@@ -2404,18 +2505,20 @@ var file_serbero_relaygw_v1_relaygw_proto_depIdxs = []int32{
 	20, // 28: serbero.relaygw.v1.RelayGatewayService.GetChatChannel:input_type -> serbero.relaygw.v1.GetChatChannelRequest
 	23, // 29: serbero.relaygw.v1.RelayGatewayService.SendChatMessage:input_type -> serbero.relaygw.v1.SendChatMessageRequest
 	25, // 30: serbero.relaygw.v1.RelayGatewayService.StreamChatMessages:input_type -> serbero.relaygw.v1.StreamChatMessagesRequest
-	28, // 31: serbero.relaygw.v1.RelayGatewayService.GetRelayStatus:input_type -> serbero.relaygw.v1.GetRelayStatusRequest
-	4,  // 32: serbero.relaygw.v1.RelayGatewayService.GetIdentity:output_type -> serbero.relaygw.v1.GetIdentityResponse
-	6,  // 33: serbero.relaygw.v1.RelayGatewayService.SendDirectMessage:output_type -> serbero.relaygw.v1.SendDirectMessageResponse
-	10, // 34: serbero.relaygw.v1.RelayGatewayService.StreamDisputeEvents:output_type -> serbero.relaygw.v1.StreamDisputeEventsResponse
-	13, // 35: serbero.relaygw.v1.RelayGatewayService.GetMostroInfo:output_type -> serbero.relaygw.v1.GetMostroInfoResponse
-	16, // 36: serbero.relaygw.v1.RelayGatewayService.SendMostroRequest:output_type -> serbero.relaygw.v1.SendMostroRequestResponse
-	21, // 37: serbero.relaygw.v1.RelayGatewayService.GetChatChannel:output_type -> serbero.relaygw.v1.GetChatChannelResponse
-	24, // 38: serbero.relaygw.v1.RelayGatewayService.SendChatMessage:output_type -> serbero.relaygw.v1.SendChatMessageResponse
-	26, // 39: serbero.relaygw.v1.RelayGatewayService.StreamChatMessages:output_type -> serbero.relaygw.v1.StreamChatMessagesResponse
-	29, // 40: serbero.relaygw.v1.RelayGatewayService.GetRelayStatus:output_type -> serbero.relaygw.v1.GetRelayStatusResponse
-	32, // [32:41] is the sub-list for method output_type
-	23, // [23:32] is the sub-list for method input_type
+	28, // 31: serbero.relaygw.v1.RelayGatewayService.RetireChatChannels:input_type -> serbero.relaygw.v1.RetireChatChannelsRequest
+	30, // 32: serbero.relaygw.v1.RelayGatewayService.GetRelayStatus:input_type -> serbero.relaygw.v1.GetRelayStatusRequest
+	4,  // 33: serbero.relaygw.v1.RelayGatewayService.GetIdentity:output_type -> serbero.relaygw.v1.GetIdentityResponse
+	6,  // 34: serbero.relaygw.v1.RelayGatewayService.SendDirectMessage:output_type -> serbero.relaygw.v1.SendDirectMessageResponse
+	10, // 35: serbero.relaygw.v1.RelayGatewayService.StreamDisputeEvents:output_type -> serbero.relaygw.v1.StreamDisputeEventsResponse
+	13, // 36: serbero.relaygw.v1.RelayGatewayService.GetMostroInfo:output_type -> serbero.relaygw.v1.GetMostroInfoResponse
+	16, // 37: serbero.relaygw.v1.RelayGatewayService.SendMostroRequest:output_type -> serbero.relaygw.v1.SendMostroRequestResponse
+	21, // 38: serbero.relaygw.v1.RelayGatewayService.GetChatChannel:output_type -> serbero.relaygw.v1.GetChatChannelResponse
+	24, // 39: serbero.relaygw.v1.RelayGatewayService.SendChatMessage:output_type -> serbero.relaygw.v1.SendChatMessageResponse
+	26, // 40: serbero.relaygw.v1.RelayGatewayService.StreamChatMessages:output_type -> serbero.relaygw.v1.StreamChatMessagesResponse
+	29, // 41: serbero.relaygw.v1.RelayGatewayService.RetireChatChannels:output_type -> serbero.relaygw.v1.RetireChatChannelsResponse
+	31, // 42: serbero.relaygw.v1.RelayGatewayService.GetRelayStatus:output_type -> serbero.relaygw.v1.GetRelayStatusResponse
+	33, // [33:43] is the sub-list for method output_type
+	23, // [23:33] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -2436,7 +2539,7 @@ func file_serbero_relaygw_v1_relaygw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serbero_relaygw_v1_relaygw_proto_rawDesc), len(file_serbero_relaygw_v1_relaygw_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
