@@ -67,12 +67,34 @@ func (c *chatStream) none(t *testing.T, d time.Duration) {
 	}
 }
 
-// waitChatSubscribed waits until relaygw watches the party's channel in
-// both forms.
+// waitChatSubscribed waits until relaygw (not the fake party, which
+// watches the same addresses) has the party's channel in its live chat
+// REQs of both forms (ids "chat-v2/<chunk>:<n>", "chat-v1/<chunk>:<n>").
 func waitChatSubscribed(t *testing.T, h *relaygwtest.Harness, ch chat.Channel) {
 	t.Helper()
-	h.Relay.WaitSubscribed(t, wait, func(f nostr.Filter) bool { return slices.Contains(f.Authors, ch.SignPubkey()) })
-	h.Relay.WaitSubscribed(t, wait, func(f nostr.Filter) bool { return slices.Contains(f.Tags["p"], ch.SharedPubkey()) })
+	waitChatSubscribedOn(t, h.Relay, ch)
+}
+
+// waitChatSubscribedOn is waitChatSubscribed on a given relay.
+func waitChatSubscribedOn(t *testing.T, r *relay.Relay, ch chat.Channel) {
+	t.Helper()
+	watching := func(prefix string, match func(nostr.Filter) bool) func() bool {
+		return func() bool {
+			for _, s := range r.Subscriptions() {
+				if !strings.HasPrefix(s.ID, prefix) {
+					continue
+				}
+				for _, f := range s.Filters {
+					if f.Until == nil && match(f) {
+						return true
+					}
+				}
+			}
+			return false
+		}
+	}
+	r.WaitFor(t, wait, "relaygw's v2 chat REQ", watching("chat-v2/", func(f nostr.Filter) bool { return slices.Contains(f.Authors, ch.SignPubkey()) }))
+	r.WaitFor(t, wait, "relaygw's v1 chat REQ", watching("chat-v1/", func(f nostr.Filter) bool { return slices.Contains(f.Tags["p"], ch.SharedPubkey()) }))
 }
 
 func rejected(t *testing.T, h *relaygwtest.Harness, reason string) float64 {

@@ -23,8 +23,9 @@
 // validation of pkg/mostro/chat (p tag, time window, size, outer
 // signature, decrypt, inner signature, inner signer == the party, inner
 // kind 1, timestamps), storable text, the durable inner-id dedup, and only
-// then the rate limit, per verified sender and per form: junk from
-// outsiders and replays of stored lines never spend the party's tokens.
+// then the rate limit, per verified sender and per form, counted on the
+// lines' own times: junk from outsiders and replays of stored lines never
+// count against the party, and a backlog read after an outage is not cut.
 // An event is remembered as seen only once accepted or refused for a
 // reason its id commits to; a rate-limited or badly signed copy is
 // reconsidered when it comes again. Accepted lines are stored (so lines
@@ -61,11 +62,12 @@ const (
 	SubKeyV1 = "chat-v1"
 )
 
-// Rate limit per channel, sender and form (the protocol asks for about 30
-// a minute with bursts of 60).
+// Rate limit per channel, verified sender and form, on the lines' own
+// times: at most rateMax lines in any rateSpan (the protocol asks for
+// about 30 a minute with bursts of 60).
 const (
-	ratePerMinute = 30
-	rateBurst     = 60
+	rateMax  = 60
+	rateSpan = 2 * time.Minute
 )
 
 // MaxChannelsPerREQ is the default chunk size: the channels one chat REQ
@@ -130,8 +132,8 @@ type Manager struct {
 type channel struct {
 	party string
 	keys  mchat.Channel
-	// Token buckets of the party's verified lines, one per form.
-	v1, v2 *bucket
+	// Rate limits of the party's verified lines, one per form.
+	v1, v2 *window
 	chunk  *chunk
 }
 
@@ -317,7 +319,7 @@ func (m *Manager) add(party string) (*chunk, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &channel{party: party, keys: ck, v1: newBucket(ratePerMinute, rateBurst, m.o.Now), v2: newBucket(ratePerMinute, rateBurst, m.o.Now)}
+	c := &channel{party: party, keys: ck, v1: newWindow(rateMax, rateSpan), v2: newWindow(rateMax, rateSpan)}
 	m.channels[party] = c
 	m.bySign[ck.SignPubkey()] = c
 	m.byShared[ck.SharedPubkey()] = c

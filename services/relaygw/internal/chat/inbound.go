@@ -104,12 +104,13 @@ func (m *Manager) handle(ctx context.Context, relayURL string, ev *nostr.Event) 
 		return nil
 	}
 	// The sender is verified now (the party's own inner signature): its
-	// bucket for this form pays, nobody else's.
-	b := c.v1
+	// limit for this form counts the line, nobody else's.
+	w := c.v1
 	if line.Form == mchat.FormV2 {
-		b = c.v2
+		w = c.v2
 	}
-	if !b.allow() {
+	at := int64(line.Inner.CreatedAt)
+	if !w.allow(at) {
 		// Not remembered: a redelivery is judged again.
 		m.reject("rate_limited", ev, relayURL, c.party)
 		return nil
@@ -119,7 +120,7 @@ func (m *Manager) handle(ctx context.Context, relayURL string, ev *nostr.Event) 
 		Form: int(line.Form), Content: line.Inner.Content,
 	})
 	if err != nil {
-		b.refund()
+		w.forget(at)
 		return err // not remembered: the redelivery goes through
 	}
 	m.outerSeen.add(ev.ID)
