@@ -223,15 +223,22 @@ func (m *Manager) load(ctx context.Context) error {
 
 // Channel derives the public addresses of the channel with party.
 func (m *Manager) Channel(party string) (store.ChatChannel, error) {
+	c, _, err := m.derive(party)
+	return c, err
+}
+
+// derive normalises party and derives its channel: the public addresses
+// and the keys.
+func (m *Manager) derive(party string) (store.ChatChannel, mchat.Channel, error) {
 	party, err := normalizeParty(party)
 	if err != nil {
-		return store.ChatChannel{}, err
+		return store.ChatChannel{}, mchat.Channel{}, err
 	}
 	ck, err := mchat.Derive(m.o.Identity.Keys(), party)
 	if err != nil {
-		return store.ChatChannel{}, apperr.InvalidArgument("party_trade_pubkey cannot form a chat channel with Serbero's key")
+		return store.ChatChannel{}, mchat.Channel{}, apperr.InvalidArgument("party_trade_pubkey cannot form a chat channel with Serbero's key")
 	}
-	return store.ChatChannel{Party: party, V1Shared: ck.SharedPubkey(), V2Conv: ck.ConvPubkey(), V2Sign: ck.SignPubkey()}, nil
+	return store.ChatChannel{Party: party, V1Shared: ck.SharedPubkey(), V2Conv: ck.ConvPubkey(), V2Sign: ck.SignPubkey()}, ck, nil
 }
 
 // Register registers channels durably (idempotent; a retired channel
@@ -242,7 +249,7 @@ func (m *Manager) Register(ctx context.Context, parties []string) ([]string, err
 	var out []string
 	var touched []*chunk
 	for _, p := range parties {
-		c, err := m.Channel(p)
+		c, ck, err := m.derive(p)
 		if err != nil {
 			return nil, err
 		}
@@ -251,10 +258,7 @@ func (m *Manager) Register(ctx context.Context, parties []string) ([]string, err
 		// knows the channel, and refuse them as unknown_channel. A line
 		// that arrives before the row is written fails its insert and is
 		// fetched again on the re-subscribe.
-		ch, err := m.add(c.Party)
-		if err != nil {
-			return nil, err
-		}
+		ch := m.addDerived(c.Party, ck)
 		if _, err := m.o.Store.RegisterChatChannel(ctx, c); err != nil {
 			if ch != nil {
 				m.remove(c.Party) // lines of an unregistered channel cannot be stored
@@ -311,20 +315,31 @@ func (m *Manager) Retire(ctx context.Context, parties []string) (int, error) {
 // the chunk, or nil when the channel was known.
 func (m *Manager) add(party string) (*chunk, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.channels[party]; ok {
+	_, ok := m.channels[party]
+	m.mu.Unlock()
+	if ok {
 		return nil, nil
 	}
 	ck, err := mchat.Derive(m.o.Identity.Keys(), party)
 	if err != nil {
 		return nil, err
 	}
+	return m.addDerived(party, ck), nil
+}
+
+// addDerived remembers a derived channel (see add).
+func (m *Manager) addDerived(party string, ck mchat.Channel) *chunk {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.channels[party]; ok {
+		return nil
+	}
 	c := &channel{party: party, keys: ck, v1: newWindow(rateMax, rateSpan), v2: newWindow(rateMax, rateSpan)}
 	m.channels[party] = c
 	m.bySign[ck.SignPubkey()] = c
 	m.byShared[ck.SharedPubkey()] = c
 	m.placeLocked(c)
-	return c.chunk, nil
+	return c.chunk
 }
 
 // remove forgets a channel; it returns its chunk, or nil when unknown.
