@@ -1,6 +1,7 @@
 package relaygw_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/stretchr/testify/require"
 
+	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/mostro/chat"
 	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/pkg/testkit/fakeparty"
@@ -18,7 +20,7 @@ import (
 // junkV1 builds a legacy wrap to the channel's shared (public) address
 // whose inner line is signed by an outsider: a valid outer signature,
 // refused only once decrypted (forged_signer).
-func junkV1(t *testing.T, ch chat.Channel) nostr.Event {
+func junkV1(t testing.TB, ch chat.Channel) nostr.Event {
 	t.Helper()
 	inner, err := chat.NewInner(keys.Generate(), "let me in", time.Now())
 	require.NoError(t, err)
@@ -29,7 +31,7 @@ func junkV1(t *testing.T, ch chat.Channel) nostr.Event {
 
 // junkV2 is a v2-shaped event at the channel's author address with a
 // signature that does not verify (a hostile relay can deliver it).
-func junkV2(t *testing.T, ch chat.Channel, k keys.Keys) nostr.Event {
+func junkV2(t testing.TB, ch chat.Channel, k keys.Keys) nostr.Event {
 	t.Helper()
 	outer, _, err := chat.BuildV2(ch, k, "junk", time.Now())
 	require.NoError(t, err)
@@ -122,4 +124,51 @@ func TestChatBadCopyDoesNotShadowTheGenuineLine(t *testing.T) {
 	require.Eventually(t, func() bool { return rejected(t, h, "bad_signature") >= 1 }, wait, 10*time.Millisecond)
 	buyer.Publish(genuine)
 	require.Equal(t, "the real one", s.next(t).GetContent())
+}
+
+// BenchmarkGenuineLineAfter1000Junk is the time from the end of a flood
+// of 1,000 junk events on one channel (half legacy wraps with outsiders'
+// inner lines, half v2 events with broken signatures) until the party's
+// next v2 line is streamed. The goal: under a second.
+func BenchmarkGenuineLineAfter1000Junk(b *testing.B) {
+	h := relaygwtest.Start(b, relaygwtest.Options{})
+	buyer := fakeparty.New(b, h.Relay.URL())
+	ch := buyer.SetSolver(h.Serbero.PublicKey())
+	stream, err := h.Client.StreamChatMessages(b.Context(), &relaygwv1.StreamChatMessagesRequest{PartyTradePubkeys: []string{buyer.Pubkey()}})
+	require.NoError(b, err)
+	lines := make(chan string, 16)
+	go func() {
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				close(lines)
+				return
+			}
+			lines <- r.GetMessage().GetContent()
+		}
+	}()
+	junk := make([]nostr.Event, 0, 1000)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		junk = junk[:0]
+		for i := range 1000 {
+			if i%2 == 0 {
+				junk = append(junk, junkV1(b, ch))
+			} else {
+				junk = append(junk, junkV2(b, ch, buyer.Keys()))
+			}
+		}
+		for _, e := range junk {
+			h.Relay.Inject(e)
+		}
+		b.StartTimer()
+		text := fmt.Sprint("line ", time.Now().UnixNano())
+		buyer.Say(text)
+		for got := range lines {
+			if got == text {
+				break
+			}
+		}
+	}
 }

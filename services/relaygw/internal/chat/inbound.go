@@ -25,14 +25,12 @@ func definite(reason string) bool {
 	return true
 }
 
+// reject counts a refusal and logs it at debug level: anyone can send
+// junk to a channel's public address by the thousand, so refusals are
+// watched through serbero_relaygw_chat_lines_rejected_total, not the log.
 func (m *Manager) reject(reason string, ev *nostr.Event, relayURL string, party string) {
 	m.rejected.WithLabelValues(reason).Inc()
-	level := slog.LevelWarn
-	switch reason {
-	case "own_line", "duplicate_outer", "duplicate_inner":
-		level = slog.LevelDebug
-	}
-	m.o.Logger.Log(context.Background(), level, "chat event refused", "reason", reason, "event_id", ev.ID, "kind", ev.Kind,
+	m.o.Logger.Log(context.Background(), slog.LevelDebug, "chat event refused", "reason", reason, "event_id", ev.ID, "kind", ev.Kind,
 		"relay", relayURL, "party_trade_pubkey", party)
 }
 
