@@ -32,11 +32,7 @@ dev/stop-db: ## stop the private Postgres that make dev started under .data/pg (
 	else echo "no private Postgres running"; fi
 
 .PHONY: test
-test: ## run every test of every module (needs Postgres; see README)
-	$(GOTEST) $(TESTFLAGS) $(PKGS)
-
-.PHONY: test/race
-test/race: ## run every test with the race detector (go-nostr v0.52.3 itself reports races in Relay close)
+test: ## run every test of every module under the race detector (needs Postgres; see README)
 	$(GOTEST) -race $(TESTFLAGS) $(PKGS)
 
 .PHONY: bench

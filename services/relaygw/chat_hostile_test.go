@@ -91,13 +91,15 @@ func TestChatFloodOfJunkStillLetsThePartyThrough(t *testing.T) {
 	buyer.Send(chat.FormV1, "v1 after the flood")
 	got := map[string]bool{}
 	for range 2 {
-		got[s.next(t).GetContent()] = true
+		// Generous: under the race detector on a loaded machine, judging
+		// 1,000 junk events takes far longer than in production.
+		got[s.nextWithin(t, 6*wait).GetContent()] = true
 	}
 	t.Logf("the party's two lines arrived %v after 1,000 junk events", time.Since(start))
 	require.Equal(t, map[string]bool{"v2 after the flood": true, "v1 after the flood": true}, got)
 	require.Eventually(t, func() bool {
 		return rejected(t, h, "forged_signer")+rejected(t, h, "bad_signature") >= 1000
-	}, wait, 10*time.Millisecond)
+	}, 6*wait, 10*time.Millisecond)
 	require.Zero(t, rejected(t, h, "rate_limited"))
 	s.none(t, 200*time.Millisecond)
 }

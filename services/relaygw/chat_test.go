@@ -47,12 +47,18 @@ func streamChat(t *testing.T, h *relaygwtest.Harness, after int64, parties ...st
 
 func (c *chatStream) next(t *testing.T) *relaygwv1.ChatMessage {
 	t.Helper()
+	return c.nextWithin(t, wait)
+}
+
+// nextWithin is next with a deadline of its own.
+func (c *chatStream) nextWithin(t *testing.T, d time.Duration) *relaygwv1.ChatMessage {
+	t.Helper()
 	select {
 	case l := <-c.lines:
 		return l
 	case err := <-c.done:
 		t.Fatalf("chat stream ended: %v", err)
-	case <-time.After(wait):
+	case <-time.After(d):
 		t.Fatal("no chat line streamed")
 	}
 	return nil

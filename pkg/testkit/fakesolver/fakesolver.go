@@ -312,12 +312,15 @@ func (s *Solver) Rejected() []Rejected {
 }
 
 // WaitFor waits until at least n messages have arrived and returns the
-// first n; it fails the test after timeout. Later negative waits
-// (AssertNoMore) count from n.
+// first n; it fails the test when timeout passes without a new message
+// (a stall, not a slow machine: under the race detector unwrapping a
+// thousand DMs alone takes longer than a fixed deadline would allow).
+// Later negative waits (AssertNoMore) count from n.
 func (s *Solver) WaitFor(n int, timeout time.Duration) []Message {
 	s.t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
+	last := -1
 	for {
 		s.mu.Lock()
 		if len(s.messages) >= n {
@@ -328,10 +331,14 @@ func (s *Solver) WaitFor(n int, timeout time.Duration) []Message {
 		}
 		ch, got := s.changed, len(s.messages)
 		s.mu.Unlock()
+		if got != last {
+			last = got
+			deadline.Reset(timeout) // progress: the deadline counts from here
+		}
 		select {
 		case <-ch:
 		case <-deadline.C:
-			s.t.Fatalf("fakesolver %s: got %d messages within %s, want %d (rejected: %v)", short(s.pk), got, timeout, n, s.Rejected())
+			s.t.Fatalf("fakesolver %s: got %d messages, none more within %s, want %d (rejected: %v)", short(s.pk), got, timeout, n, s.Rejected())
 			return nil
 		}
 	}
