@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/nbd-wtf/go-nostr"
 )
@@ -34,8 +35,13 @@ func malformed(format string, args ...any) error {
 // ParseMessage parses a relay-to-client message: a JSON array whose first
 // element is the label. Unknown labels and wrong shapes are errors
 // (wrapping ErrMalformed); trailing elements are ignored, as relays add
-// some. The event of an EVENT is decoded but not verified.
+// some. The event of an EVENT is decoded but not verified. A message that
+// is not valid UTF-8 is malformed (JSON text is UTF-8; the event decoder
+// would otherwise keep invalid bytes a re-encoding changes).
 func ParseMessage(b []byte) (Message, error) {
+	if !utf8.Valid(b) {
+		return Message{}, malformed("not valid UTF-8")
+	}
 	var arr []json.RawMessage
 	if err := json.Unmarshal(b, &arr); err != nil {
 		return Message{}, malformed("not a JSON array: %v", err)
