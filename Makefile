@@ -25,15 +25,22 @@ dev: build ## run every service in one process, with a local Postgres and an emb
 	scripts/dev.sh
 
 .PHONY: dev/stop-db
-dev/stop-db: ## stop the private Postgres that make dev started under .data/pg (if any)
-	@if [ -f .data/pg/postmaster.pid ]; then \
-	  bin=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); \
-	  if [ "$$(id -u)" = 0 ]; then runuser -u postgres -- $$bin/pg_ctl -D .data/pg stop; else $$bin/pg_ctl -D .data/pg stop; fi; \
-	else echo "no private Postgres running"; fi
+dev/stop-db: ## stop the private Postgres that make dev or make test started under .data/pg (if any)
+	scripts/postgres.sh stop
+
+# make test and make dev share one Postgres: $TEST_DATABASE_URL if set
+# (used as is: a dead URL fails the tests loudly), else 127.0.0.1:5432 if it
+# answers, else a private cluster under .data/pg (scripts/postgres.sh).
+TESTDB = $$(PG_URL="$${TEST_DATABASE_URL:-}" scripts/postgres.sh url)
 
 .PHONY: test
-test: ## run every test of every module under the race detector (needs Postgres; see README)
-	$(GOTEST) -race $(TESTFLAGS) $(PKGS)
+test: ## run every test of every module under the race detector (finds or starts Postgres: scripts/postgres.sh)
+	@url=$(TESTDB); echo "TEST_DATABASE_URL=$$url"; \
+	  TEST_DATABASE_URL=$$url $(GOTEST) -race $(TESTFLAGS) $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target of every module for FUZZTIME each (default 1m; CI runs 5s; see scripts/fuzz.sh)
+	FUZZTIME=$${FUZZTIME:-1m} scripts/fuzz.sh
 
 .PHONY: bench
 bench: ## run the benchmarks (results in the closing notes and README)
@@ -43,8 +50,12 @@ bench: ## run the benchmarks (results in the closing notes and README)
 build: ## build bin/serbero (static, CGO_ENABLED=0: the binary the Dockerfile ships)
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/serbero ./cmd/serbero
 
+# The package patterns of every module, for tools that take one list.
+MODPATTERNS := ./... $(patsubst %,./%/...,$(filter-out .,$(MODULES)))
+GENERATORS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
+
 .PHONY: tools
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## build the pinned code generators into bin/
+tools: $(GENERATORS) $(BIN)/golangci-lint ## build the pinned code generators and the linter into bin/
 
 $(BIN)/buf: tools/buf/go.mod
 	cd tools/buf && $(TOOLENV) go build -o $(BIN)/buf github.com/bufbuild/buf/cmd/buf
@@ -52,17 +63,19 @@ $(BIN)/protoc-gen-go: tools/go.mod
 	cd tools && $(TOOLENV) go build -o $(BIN)/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 $(BIN)/protoc-gen-go-grpc: tools/go.mod
 	cd tools && $(TOOLENV) go build -o $(BIN)/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
+$(BIN)/golangci-lint: tools/golangci-lint/go.mod
+	cd tools/golangci-lint && $(TOOLENV) go build -o $(BIN)/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 $(BIN)/helm: tools/helm/go.mod
 	cd tools/helm && $(TOOLENV) go build -o $(BIN)/helm helm.sh/helm/v3/cmd/helm
 $(BIN)/kubectl-validate: tools/kubectl-validate/go.mod
 	cd tools/kubectl-validate && $(TOOLENV) go build -o $(BIN)/kubectl-validate sigs.k8s.io/kubectl-validate
 
 .PHONY: generate
-generate: tools ## regenerate gen/go from proto/ (offline, pinned plugins)
+generate: $(GENERATORS) ## regenerate gen/go from proto/ (offline, pinned plugins)
 	$(BIN)/buf generate
 
 .PHONY: verify
-verify: tools ## fail if generated code drifts from proto/, buf lint fails, or a module is untidy
+verify: $(GENERATORS) ## fail if generated code drifts from proto/, buf lint fails, a module is untidy or modules disagree on a version
 	$(BIN)/buf lint
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	  $(BIN)/buf generate -o $$tmp; \
@@ -72,10 +85,15 @@ verify: tools ## fail if generated code drifts from proto/, buf lint fails, or a
 	@for m in $(MODULES); do \
 	  (cd $$m && GOWORK=off go mod tidy -diff >/dev/null) || { echo "module $$m is not tidy: run make tidy"; exit 1; }; \
 	done
+	@scripts/modules.sh check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 .PHONY: lint
-lint: verify ## buf lint, go vet in every module, gofmt
+lint: $(BIN)/golangci-lint ## golangci-lint (.golangci.yml) over every module
+	$(BIN)/golangci-lint run $(MODPATTERNS)
+
+.PHONY: vet
+vet: ## go vet every package of every module
 	go vet $(PKGS)
 
 .PHONY: tidy
@@ -105,7 +123,24 @@ CHART_OUT    := $(CURDIR)/out/chart
 CHART_CRDS   := deploy/charttest/testdata/crds
 
 .PHONY: helm-check
-helm-check: helm-lint helm-validate helm-test ## lint, render and validate the chart for every ci value set, then the chart tests
+helm-check: helm-lint helm-validate helm-docs-check helm-test ## lint, render and validate the chart for every ci value set, README drift, then the chart tests
+
+$(BIN)/helm-docs: tools/helm-docs/go.mod
+	cd tools/helm-docs && $(TOOLENV) go build -o $(BIN)/helm-docs github.com/norwoodj/helm-docs/cmd/helm-docs
+
+# helm-docs writes deploy/k8s/README.md from README.md.gotmpl and values.yaml's `# --` comments.
+HELM_DOCS_ARGS = --chart-search-root deploy --template-files README.md.gotmpl --sort-values-order file
+
+.PHONY: helm-docs
+helm-docs: $(BIN)/helm-docs ## regenerate deploy/k8s/README.md (the parameters table) from values.yaml
+	$(BIN)/helm-docs $(HELM_DOCS_ARGS)
+
+.PHONY: helm-docs-check
+helm-docs-check: $(BIN)/helm-docs ## fail if deploy/k8s/README.md is not what helm-docs generates
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; cp -r deploy/k8s $$tmp/k8s; \
+	  $(BIN)/helm-docs --chart-search-root $$tmp --template-files README.md.gotmpl --sort-values-order file >/dev/null; \
+	  if ! diff -u deploy/k8s/README.md $$tmp/k8s/README.md; then \
+	    echo "deploy/k8s/README.md is out of date: run make helm-docs"; exit 1; fi
 
 .PHONY: helm-lint
 helm-lint: $(BIN)/helm ## helm lint --strict the chart with every ci value set
@@ -130,3 +165,34 @@ helm-validate: helm-template $(BIN)/kubectl-validate ## validate the rendered ma
 .PHONY: helm-test
 helm-test: $(BIN)/helm ## chart and image assertions: go test -tags chart ./deploy/...
 	HELM=$(BIN)/helm go test -tags chart -count=1 ./deploy/...
+
+# ---- k8s: the chart on a real single-node cluster (scripts/k8s; docs/deploy.md) ----
+# A local Kubernetes built from pinned sources (tools/k8s), state under
+# /tmp/serbero-k8s, torn down by k8s-down even after a failure. Needs root.
+# .ci/run runs k8s-ci.
+
+K8S_BIN := $(BIN)/k8s
+
+.PHONY: k8s-build
+k8s-build: ## build the pinned Kubernetes components, kubectl, CoreDNS and pause into bin/k8s
+	scripts/k8s/build.sh $(K8S_BIN)
+
+.PHONY: k8s-up
+k8s-up: k8s-build $(BIN)/helm ## start the single-node test cluster (root; KUBECONFIG=/tmp/serbero-k8s/admin.kubeconfig)
+	scripts/k8s/up.sh
+
+.PHONY: k8s-down
+k8s-down: ## tear the test cluster down: processes, mounts, bridge, iptables, state (idempotent)
+	scripts/k8s/down.sh
+
+.PHONY: k8s-image
+k8s-image: ## rebuild the serbero image offline and load it into the running test cluster
+	scripts/k8s/images.sh
+
+.PHONY: k8s-test
+k8s-test: $(BIN)/helm ## run the chart's cluster tests on the running test cluster
+	HELM=$(BIN)/helm go test -tags cluster -count=1 -timeout 40m -v ./deploy/clustertest/
+
+.PHONY: k8s-ci
+k8s-ci: ## build, bring the cluster up, run the cluster tests, tear down (a report on failure)
+	scripts/k8s/ci.sh

@@ -14,6 +14,7 @@ require (
 	github.com/serbero/serbero/gen/go v0.0.0
 	github.com/serbero/serbero/pkg v0.0.0
 	github.com/serbero/serbero/pkg/mostro v0.0.0
+	github.com/serbero/serbero/pkg/testkit v0.0.0
 	github.com/serbero/serbero/services/authsvc v0.0.0
 	github.com/serbero/serbero/services/escalationsvc v0.0.0
 	github.com/serbero/serbero/services/intakesvc v0.0.0
@@ -21,9 +22,13 @@ require (
 	github.com/serbero/serbero/services/relaygw v0.0.0
 	github.com/stretchr/testify v1.12.1
 	go.yaml.in/yaml/v3 v3.0.5
-	golang.org/x/sync v0.24.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
+)
+
+require (
+	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
+	github.com/jonboulle/clockwork v0.5.0 // indirect
 )
 
 require (
@@ -79,6 +84,7 @@ require (
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/exp v0.0.0-20261011100332-faecfb24eb49 // indirect
 	golang.org/x/net v0.61.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261005182115-fad411399dd8 // indirect

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Runs Serbero for development: every service in one process (--target=all),
 # still talking gRPC between components, with:
-#   - Postgres: $SERBERO_DATABASE_URL if set; else the server on
-#     127.0.0.1:5432 if one answers; else a private cluster under .data/pg
-#     (initdb from the machine's Postgres binaries, installed with apt when
-#     missing; run as the postgres user when we are root, since initdb
-#     refuses root);
+#   - Postgres: $SERBERO_DATABASE_URL if set; else database serbero_dev on
+#     the server scripts/postgres.sh finds or starts (127.0.0.1:5432 if one
+#     answers, else a private cluster under .data/pg; make test uses the
+#     same one);
 #   - a config: ./config.toml if present, else .data/dev-config.toml,
 #     generated once with fresh keys;
 #   - an embedded relay (relaygw starts one in --dev mode when no [[relays]]
-#     are configured).
+#     are configured);
+#   - when the config has no [reasoning] section: the scripted reasoning
+#     simulator (serbero devtool reasoning-sim, not a model) on
+#     127.0.0.1:8089, with [mediation] and [reasoning] pointed at it
+#     (openai-compatible, a dummy key). SERBERO_DEV_REASONING_SCRIPT names
+#     a script file for it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -18,45 +22,18 @@ mkdir -p "$data"
 
 log() { printf '\033[1mdev:\033[0m %s\n' "$*" >&2; }
 
-pg_bin() {
-  local d
-  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && { echo "$d"; return; }; done
-  return 1
-}
-
-ensure_postgres_binaries() {
-  pg_bin >/dev/null && return
-  log "installing PostgreSQL (apt-get install postgresql)"
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
-}
-
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
+# database_url: $SERBERO_DATABASE_URL verbatim, else a serbero_dev database
+# on the Postgres scripts/postgres.sh finds or starts (the same one make
+# test uses).
 database_url() {
   if [ -n "${SERBERO_DATABASE_URL:-}" ]; then echo "$SERBERO_DATABASE_URL"; return; fi
-  if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then
-    psql -q -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='serbero_dev'" | grep -q 1 \
-      || psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE serbero_dev" >/dev/null
-    echo "postgres://postgres@127.0.0.1:5432/serbero_dev?sslmode=disable"; return
-  fi
-  ensure_postgres_binaries
-  local bin port=54329 pgdata=$data/pg
-  bin=$(pg_bin)
-  if [ ! -f "$pgdata/PG_VERSION" ]; then
-    log "creating a private Postgres cluster in $pgdata"
-    mkdir -p "$pgdata"
-    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$data/pg"
-    as_pg "$bin/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --no-sync >/dev/null
-  fi
-  if ! as_pg "$bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
-    log "starting the private Postgres on 127.0.0.1:$port"
-    as_pg "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdata" start >/dev/null
-  fi
-  "$bin/psql" -q -h 127.0.0.1 -p $port -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='serbero_dev'" | grep -q 1 \
-    || "$bin/psql" -q -h 127.0.0.1 -p $port -U postgres -d postgres -c "CREATE DATABASE serbero_dev" >/dev/null
-  echo "postgres://postgres@127.0.0.1:$port/serbero_dev?sslmode=disable"
+  local admin psql
+  admin=$(PG_URL= scripts/postgres.sh url)
+  psql=$(ls -d /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -1)
+  [ -n "$psql" ] || psql=psql
+  "$psql" -q "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname='serbero_dev'" | grep -q 1 \
+    || "$psql" -q "$admin" -c "CREATE DATABASE serbero_dev" >/dev/null
+  echo "${admin/\/postgres\?//serbero_dev?}"
 }
 
 hexkey() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
@@ -83,4 +60,21 @@ log "database: ${SERBERO_DATABASE_URL}"
 log "config:   $cfg"
 log "operator CLI: SERBERO_AUTH_TOKEN_FILE=.data/dev-token bin/serbero ctl disputes list"
 "$root/bin/serbero" migrate up --config "$cfg"
-exec "$root/bin/serbero" serve --target=all --dev --config "$cfg"
+
+if grep -q '^[[:space:]]*\[reasoning\]' "$cfg"; then
+  exec "$root/bin/serbero" serve --target=all --dev --config "$cfg"
+fi
+sim_addr=${SERBERO_DEV_REASONING_SIM:-127.0.0.1:8089}
+sim_args=(devtool reasoning-sim --listen "$sim_addr")
+[ -n "${SERBERO_DEV_REASONING_SCRIPT:-}" ] && sim_args+=(--script "$SERBERO_DEV_REASONING_SCRIPT")
+"$root/bin/serbero" "${sim_args[@]}" >"$data/reasoning-sim.log" 2>&1 &
+sim_pid=$!
+trap 'kill "$sim_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do # wait until it listens, so the start-up health check finds it
+  (exec 3<>"/dev/tcp/${sim_addr%:*}/${sim_addr##*:}") 2>/dev/null && break
+  sleep 0.1
+done
+log "reasoning: the scripted simulator on http://$sim_addr/v1 (log: .data/reasoning-sim.log); add a [reasoning] section to use a real provider"
+export SERBERO_MEDIATION_ENABLED=true SERBERO_REASONING_ENABLED=true SERBERO_REASONING_PROVIDER=openai-compatible \
+  SERBERO_REASONING_API_BASE="http://$sim_addr/v1" SERBERO_REASONING_MODEL=reasoning-sim SERBERO_REASONING_API_KEY=dev-dummy-key
+"$root/bin/serbero" serve --target=all --dev --config "$cfg"

@@ -20,7 +20,7 @@ func main() {
 	err := cli.Run(ctx, os.Args[1:], cli.IO{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}, version)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "serbero:", err)
+		fmt.Fprintln(os.Stderr, cli.ErrorText(err))
 		os.Exit(cli.ExitCode(err))
 	}
 }

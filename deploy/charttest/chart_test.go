@@ -32,6 +32,7 @@ type valueSet struct {
 	reasoning  bool
 	monitor    bool
 	dbPolicy   bool
+	keda       bool // escalationsvc scaled by a KEDA ScaledObject
 }
 
 var valueSets = []valueSet{
@@ -46,6 +47,12 @@ var valueSets = []valueSet{
 		disabled: []string{"mediationsvc"},
 		replicas: map[string]int{"relaygw": 1, "intakesvc": 1, "authsvc": 1},
 		hpa:      &struct{ min, max int }{2, 5},
+	},
+	{
+		file: "keda-values.yaml", fullname: "serbero",
+		keySecret: "serbero-nostr-key", keyKey: "nostr-key", dbSecret: "serbero-database", dbKey: "url", authKey: "token",
+		replicas: map[string]int{"relaygw": 1, "intakesvc": 1, "authsvc": 1, "mediationsvc": 1},
+		keda:     true,
 	},
 	{
 		file: "full-values.yaml", fullname: "serbero-prod",
@@ -434,7 +441,33 @@ func checkNetworkPolicies(t *testing.T, vs valueSet, m manifest) {
 				}
 			}
 		}
-		require.ElementsMatch(t, callers[name], grpcFrom, "who may call %s", name)
+		// The helm test Pod (component "test") checks every component's health.
+		require.ElementsMatch(t, append(slices.Clone(callers[name]), "test"), grpcFrom, "who may call %s", name)
+
+		// Egress on the gRPC port goes exactly to the components it calls.
+		var grpcTo []string
+		for _, rule := range list(dig(np, "spec", "egress")) {
+			for _, p := range list(dig(rule, "ports")) {
+				if toInt(t, dig(p, "port")) != grpcPort {
+					continue
+				}
+				for _, peer := range list(dig(rule, "to")) {
+					require.Equal(t, release, dig(peer, "podSelector", "matchLabels", "app.kubernetes.io/instance"))
+					for _, e := range list(dig(peer, "podSelector", "matchExpressions")) {
+						for _, v := range list(dig(e, "values")) {
+							grpcTo = append(grpcTo, str(v))
+						}
+					}
+				}
+			}
+		}
+		var peers []string
+		for _, c := range components {
+			if c.name == name {
+				peers = c.peers
+			}
+		}
+		require.ElementsMatch(t, peers, grpcTo, "whom %s may call", name)
 
 		// Only relaygw (relays) and mediationsvc (the reasoning endpoint) may leave the cluster.
 		https := false

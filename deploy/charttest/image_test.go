@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,28 +68,94 @@ func TestDockerfileBuildsWhatMakeBuildBuilds(t *testing.T) {
 		"only the target platform may be added to make build's environment")
 }
 
-// TestImageIsNonRootDistroless: the final stage is a distroless static (or
-// scratch) image that runs the binary as uid 65532.
+// finalStageProblems returns what is wrong with a Dockerfile's stages for
+// Serbero's image: a Go 1.26 builder, then a distroless static (or scratch)
+// final stage, either pinned by tag or by digest, that copies only the
+// binary, runs nothing, is non-root 65532 and carries the OCI labels;
+// TARGETOS/TARGETARCH declared without defaults (a default would override
+// what BuildKit sets per platform).
+func finalStageProblems(ins []string) []string {
+	var problems []string
+	var stages []int
+	for i, in := range ins {
+		if strings.HasPrefix(in, "FROM ") {
+			stages = append(stages, i)
+		}
+	}
+	if len(stages) < 2 {
+		return []string{"not a multi-stage build"}
+	}
+	digest := `(@sha256:[0-9a-f]{64})?`
+	if !regexp.MustCompile(`^FROM (--platform=\$BUILDPLATFORM )?\S*golang:1\.26[^@\s]*` + digest + ` AS build$`).MatchString(ins[stages[0]]) {
+		problems = append(problems, "the first stage is not a golang:1.26 builder: "+ins[stages[0]])
+	}
+	for _, in := range ins[:stages[len(stages)-1]] {
+		if regexp.MustCompile(`^ARG TARGET(OS|ARCH)=`).MatchString(in) {
+			problems = append(problems, "the target platform must not default: "+in)
+		}
+	}
+	for _, arg := range []string{"ARG TARGETOS", "ARG TARGETARCH"} {
+		if !slices.Contains(ins[:stages[len(stages)-1]], arg) {
+			problems = append(problems, "the build stage must declare "+arg)
+		}
+	}
+	final := ins[stages[len(stages)-1]:]
+	if !regexp.MustCompile(`^FROM (gcr\.io/distroless/static[^@\s]*:nonroot` + digest + `|scratch)$`).MatchString(final[0]) {
+		problems = append(problems, "the final stage is not distroless static nonroot: "+final[0])
+	}
+	for _, want := range []string{"COPY --from=build /out/serbero /serbero", "USER 65532:65532", `ENTRYPOINT ["/serbero"]`} {
+		if !slices.Contains(final, want) {
+			problems = append(problems, "the final stage lacks "+want)
+		}
+	}
+	labels := ""
+	for _, in := range final {
+		if strings.HasPrefix(in, "RUN ") || strings.HasPrefix(in, "ADD ") {
+			problems = append(problems, "the final stage has no shell to run: "+in)
+		}
+		if strings.HasPrefix(in, "COPY ") && in != "COPY --from=build /out/serbero /serbero" {
+			problems = append(problems, "the final stage copies only the binary: "+in)
+		}
+		if strings.HasPrefix(in, "LABEL ") {
+			labels += in
+		}
+	}
+	for _, l := range []string{"title", "description", "version", "revision"} {
+		if !strings.Contains(labels, "org.opencontainers.image."+l+"=") {
+			problems = append(problems, "no OCI label org.opencontainers.image."+l)
+		}
+	}
+	return problems
+}
+
+// TestImageIsNonRootDistroless: the repository's Dockerfile passes
+// finalStageProblems, and finalStageProblems catches what it must.
 func TestImageIsNonRootDistroless(t *testing.T) {
 	t.Parallel()
 	ins := dockerfile(t)
-	var stages []string
-	last := 0
-	for i, in := range ins {
-		if strings.HasPrefix(in, "FROM ") {
-			stages = append(stages, in)
-			last = i
+	require.Empty(t, finalStageProblems(ins))
+
+	sha := strings.Repeat("ab", 32)
+	replace := func(old, new string) []string {
+		out := slices.Clone(ins)
+		for i := range out {
+			out[i] = strings.Replace(out[i], old, new, 1)
 		}
+		return out
 	}
-	require.GreaterOrEqual(t, len(stages), 2, "a multi-stage build")
-	require.Regexp(t, `^FROM .*golang:1\.26\S* AS build$`, stages[0])
-	final := ins[last:]
-	require.Regexp(t, `^FROM (gcr\.io/distroless/static\S*:nonroot|scratch)$`, final[0])
-	require.Contains(t, final, "COPY --from=build /out/serbero /serbero")
-	require.Contains(t, final, "USER 65532:65532")
-	require.Contains(t, final, `ENTRYPOINT ["/serbero"]`)
-	for _, in := range final {
-		require.False(t, strings.HasPrefix(in, "RUN "), "the final stage has no shell to RUN: %s", in)
+	// Pinned by digest: allowed.
+	pinned := replace("golang:1.26-bookworm AS build", "golang:1.26-bookworm@sha256:"+sha+" AS build")
+	pinned = replace("static-debian12:nonroot", "static-debian12:nonroot@sha256:"+sha)
+	require.Empty(t, finalStageProblems(pinned))
+	for name, bad := range map[string][]string{
+		"target default": replace("ARG TARGETARCH", "ARG TARGETARCH=amd64"),
+		"root":           replace("USER 65532:65532", "USER 0:0"),
+		"a shell base":   replace("gcr.io/distroless/static-debian12:nonroot", "debian:12"),
+		"a RUN":          replace("USER 65532:65532", "RUN true"),
+		"no labels":      replace("org.opencontainers.image.revision=", "revision="),
+		"bad digest":     replace("static-debian12:nonroot", "static-debian12:nonroot@sha256:abc"),
+	} {
+		require.NotEmpty(t, finalStageProblems(bad), name)
 	}
 
 	// The build context leaves out the git history, the local dev database

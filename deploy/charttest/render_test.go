@@ -214,10 +214,11 @@ func toInt(t *testing.T, v any) int {
 	return 0
 }
 
-// containers returns the init and regular containers of a pod spec.
+// containers returns a pod spec's containers, then its init and ephemeral
+// containers: [0] is the pod's main container.
 func containers(spec map[string]any) []map[string]any {
 	var out []map[string]any
-	for _, key := range []string{"initContainers", "containers", "ephemeralContainers"} {
+	for _, key := range []string{"containers", "initContainers", "ephemeralContainers"} {
 		for _, c := range list(spec[key]) {
 			out = append(out, c.(map[string]any))
 		}

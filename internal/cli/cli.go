@@ -10,6 +10,8 @@ import (
 	"io"
 	"runtime"
 	"strings"
+
+	"github.com/serbero/serbero/pkg/config"
 )
 
 // IO is the command's view of its process.
@@ -34,6 +36,19 @@ func ExitCode(err error) int {
 	return 1
 }
 
+// ErrorText is how the command reports err on stderr: "serbero: <err>",
+// except the reference daemon's start-up failures ("failed to load config
+// from <path>: …", "invalid key: …"), which print exactly as it prints them
+// (docs/config.md#errors).
+func ErrorText(err error) string {
+	var le *config.LoadError
+	var ke *config.KeyError
+	if errors.As(err, &le) || errors.As(err, &ke) {
+		return err.Error()
+	}
+	return "serbero: " + err.Error()
+}
+
 const usage = `usage: serbero <command> [flags]
 
 commands:
@@ -41,6 +56,7 @@ commands:
   migrate   apply (up) or list (status) the database migrations
   ctl       operator commands: disputes, handoffs, auth state, relays (over gRPC)
   devtool   development helpers (init-config, publish-dispute, read-dms, ...)
+  health    check services' gRPC health (HOST:PORT[=SERVICE]...; the chart's helm test)
   version   print the version
 
 Run "serbero <command> -h" for the flags of a command.`
@@ -60,6 +76,8 @@ func Run(ctx context.Context, args []string, io IO, version string) error {
 		return ctlCommand(ctx, args[1:], io)
 	case "devtool":
 		return devtoolCommand(ctx, args[1:], io)
+	case "health":
+		return healthCommand(ctx, args[1:], io)
 	case "version", "--version", "-version":
 		fmt.Fprintf(io.Stdout, "serbero %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

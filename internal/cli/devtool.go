@@ -35,6 +35,7 @@ commands:
   publish-info     publish the dev Mostro node's info event (kind 38385) to the dev relay
   publish-dispute  publish a dispute event (kind 38386) signed by the dev Mostro key
   read-dms         print the NIP-17 DMs the dev solver received (--follow to keep listening)
+  reasoning-sim    serve a scripted OpenAI-compatible reasoning simulator (--listen, --script)
 
 They are not needed to run Serbero in production.`
 
@@ -54,6 +55,8 @@ func devtoolCommand(ctx context.Context, args []string, io IO) error {
 		return publishDisputeCommand(ctx, args[1:], io)
 	case "read-dms":
 		return readDMsCommand(ctx, args[1:], io)
+	case "reasoning-sim":
+		return reasoningSimCommand(ctx, args[1:], io)
 	case "help", "-h", "--help":
 		fmt.Fprintln(io.Stdout, devtoolUsage)
 		return nil

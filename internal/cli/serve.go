@@ -17,7 +17,7 @@ func serveCommand(ctx context.Context, args []string, io IO, version string) err
 	grpcListen := fs.String("grpc-listen", "", "gRPC listen address (overrides [server].grpc_listen)")
 	metricsListen := fs.String("metrics-listen", "", `Prometheus listen address (overrides [server].metrics_listen; "off" disables)`)
 	logFormat := fs.String("log-format", "", "json or text (overrides [server].log_format)")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides [serbero].log_level)")
+	logLevel := fs.String("log-level", "", "log filter: off, error, warn, info, debug, or directives like serbero=debug (overrides [serbero].log_level)")
 	if err := parseFlags(fs, args, io.Stderr); err != nil {
 		return err
 	}

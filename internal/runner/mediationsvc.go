@@ -1,7 +1,7 @@
 package runner
 
 import (
-	"github.com/jackc/pgx/v5/pgxpool"
+	"time"
 
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
 	intakesvcv1 "github.com/serbero/serbero/gen/go/serbero/intakesvc/v1"
@@ -11,27 +11,55 @@ import (
 	"github.com/serbero/serbero/services/mediationsvc"
 )
 
-func (e *env) mediationsvc(pool *pgxpool.Pool) (service.Service, error) {
-	rg, err := e.peers.conn(config.TargetRelaygw, e.cfg.Services.Relaygw)
+func (e *env) mediationsvc() (service.Service, error) {
+	rg, err := e.peers.conn(config.TargetMediationsvc, config.TargetRelaygw, e.cfg.Services.Relaygw)
 	if err != nil {
 		return nil, err
 	}
-	auth, err := e.peers.conn(config.TargetAuthsvc, e.cfg.Services.Authsvc)
+	auth, err := e.peers.conn(config.TargetMediationsvc, config.TargetAuthsvc, e.cfg.Services.Authsvc)
 	if err != nil {
 		return nil, err
 	}
-	intake, err := e.peers.conn(config.TargetIntakesvc, e.cfg.Services.Intakesvc)
+	intake, err := e.peers.conn(config.TargetMediationsvc, config.TargetIntakesvc, e.cfg.Services.Intakesvc)
 	if err != nil {
 		return nil, err
 	}
 	return mediationsvc.New(mediationsvc.Deps{
 		Authsvc:    authsvcv1.NewAuthServiceClient(auth),
-		Config:     e.cfg,
+		Config:     mediationConfig(e.cfg),
 		Intakesvc:  intakesvcv1.NewIntakeServiceClient(intake),
 		Logger:     e.logger(config.TargetMediationsvc),
-		Pool:       pool,
+		Pool:       e.pool,
 		Registerer: e.reg,
 		Relaygw:    relaygwv1.NewRelayGatewayServiceClient(rg),
+		SetHealth:  e.setHealth,
 		Stopping:   e.stopping,
 	})
+}
+
+// mediationConfig maps the [mediation], [reasoning] and [prompts]
+// sections to mediationsvc's Config.
+func mediationConfig(c *config.Config) mediationsvc.Config {
+	return mediationsvc.Config{
+		MediationEnabled:     c.Mediation.Enabled,
+		MaxRounds:            c.Mediation.MaxRounds,
+		PartyResponseTimeout: time.Duration(c.Mediation.PartyResponseTimeoutSeconds) * time.Second,
+		Reasoning: mediationsvc.ReasoningConfig{
+			Enabled:               c.Reasoning.Enabled,
+			Provider:              c.Reasoning.Provider,
+			Model:                 c.Reasoning.Model,
+			APIBase:               c.Reasoning.APIBase,
+			APIKeyEnv:             c.Reasoning.APIKeyEnv,
+			APIKey:                c.Reasoning.APIKey,
+			RequestTimeoutSeconds: c.Reasoning.RequestTimeoutSeconds,
+			FollowupRetryCount:    c.Reasoning.FollowupRetryCount,
+		},
+		Prompts: mediationsvc.PromptPaths{
+			System:           c.Prompts.SystemInstructionsPath,
+			Classification:   c.Prompts.ClassificationPolicyPath,
+			EscalationPolicy: c.Prompts.EscalationPolicyPath,
+			MediationStyle:   c.Prompts.MediationStylePath,
+			MessageTemplates: c.Prompts.MessageTemplatesPath,
+		},
+	}
 }

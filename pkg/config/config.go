@@ -265,6 +265,11 @@ type RelaygwConfig struct {
 	// about the relays' history. Events from before the first start are
 	// streamed with backfill set (see docs/relaygw.md#first-start).
 	DisputeBackfillSeconds int64 `toml:"dispute_backfill_seconds"`
+	// RetentionDays is how long relaygw keeps its stored events, chat
+	// lines and idempotency records at least; 0 keeps everything.
+	RetentionDays int64 `toml:"retention_days"`
+	// RetentionIntervalSeconds is the pause between two retention runs.
+	RetentionIntervalSeconds int64 `toml:"retention_interval_seconds"`
 }
 
 // Default returns the configuration with every default applied. The values
@@ -313,6 +318,8 @@ func Default() Config {
 			ResubscribeMarginSeconds:   60,
 			GiftWrapLookbackSeconds:    7 * 24 * 3600,
 			DevRelayListen:             "127.0.0.1:7447",
+			RetentionDays:              90,
+			RetentionIntervalSeconds:   3600,
 		},
 	}
 }

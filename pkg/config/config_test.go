@@ -13,10 +13,13 @@ import (
 	"github.com/serbero/serbero/pkg/config"
 )
 
+// minimalPubkey is a valid x-only key (a point on secp256k1).
+const minimalPubkey = "0202020202020202020202020202020202020202020202020202020202020202"
+
 // minimal is the smallest valid file: only the required Mostro pubkey.
 const minimal = `
 [mostro]
-pubkey = "0303030303030303030303030303030303030303030303030303030303030303"
+pubkey = "` + minimalPubkey + `"
 `
 
 // env is a fake environment for Load.
@@ -128,7 +131,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:    "BadMostroPubkey",
 			content: "[mostro]\npubkey = \"not-a-key\"\n",
-			wantErr: "[mostro].pubkey: invalid mostro pubkey",
+			wantErr: "invalid key: invalid mostro pubkey: invalid public key: want 64 hex characters or an npub, got 9 characters",
 		},
 		{
 			name:    "BadPermission",
@@ -154,11 +157,6 @@ func TestLoadErrors(t *testing.T) {
 			name:    "NegativeRenotification",
 			content: minimal + "[timeouts]\nrenotification_seconds = -1\n",
 			wantErr: "[timeouts].renotification_seconds must not be negative (got -1)",
-		},
-		{
-			name:    "AuthRetryIntervalBelowInitial",
-			content: minimal + "[mediation]\nsolver_auth_retry_initial_seconds = 120\nsolver_auth_retry_max_interval_seconds = 60\n",
-			wantErr: "[mediation].solver_auth_retry_max_interval_seconds (60) must be at least solver_auth_retry_initial_seconds (120)",
 		},
 		{
 			name:    "GiftWrapLookbackTooShort",
@@ -223,8 +221,143 @@ func TestLoadReasoningCredentialOnlyForMediation(t *testing.T) {
 func TestLoadMissingFile(t *testing.T) {
 	t.Parallel()
 
-	_, err := config.Load(config.LoadOptions{Path: filepath.Join(t.TempDir(), "nope.toml"), Getenv: env{}.get})
-	require.ErrorContains(t, err, "configuration error: failed to read config file at ")
+	path := filepath.Join(t.TempDir(), "nope.toml")
+	_, err := config.Load(config.LoadOptions{Path: path, Getenv: env{}.get})
+	require.ErrorContains(t, err, "failed to load config from "+path+": configuration error: failed to read config file at "+path+": ")
+}
+
+// TestLoadErrorTexts: the reference's two start-up failures, word for
+// word: a configuration that cannot be loaded, and a Mostro pubkey that is
+// not a key (found after loading).
+func TestLoadErrorTexts(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name    string
+		content string
+		want    string // the whole error text, after the path
+		keyErr  bool
+	}{
+		{
+			name:    "ConfigurationError",
+			content: minimal + "[escalation]\ndispatch_interval_seconds = 0\n",
+			want:    "configuration error: [escalation].dispatch_interval_seconds must be a positive integer (got 0)",
+		},
+		{
+			name:    "TOMLError",
+			content: minimal + "[timeouts]\nrenotification_seconds = \"soon\"\n",
+			want:    `toml parse error: toml: line 5 (last key "timeouts.renotification_seconds"): incompatible types: TOML value has type string; destination has type integer`,
+		},
+		{
+			name:    "PubkeyNotAPoint",
+			content: "[mostro]\npubkey = \"" + strings.Repeat("03", 32) + "\"\n",
+			want:    "invalid key: invalid mostro pubkey: invalid public key: not a point on secp256k1",
+			keyErr:  true,
+		},
+		{
+			name:    "PubkeyBadNpub",
+			content: "[mostro]\npubkey = \"npub1qqqqqqqq\"\n",
+			want:    "invalid key: invalid mostro pubkey: invalid public key: bad npub",
+			keyErr:  true,
+		},
+		{
+			name:    "ConfigurationErrorBeforeKey",
+			content: "[mostro]\npubkey = \"nope\"\n[escalation]\ndispatch_interval_seconds = 0\n",
+			want:    "configuration error: [escalation].dispatch_interval_seconds must be a positive integer (got 0)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFile(t, tt.content)
+			_, err := config.Load(config.LoadOptions{Path: path, Target: config.TargetIntakesvc, Getenv: env{}.get})
+			require.Error(t, err)
+			var le *config.LoadError
+			var ke *config.KeyError
+			if tt.keyErr {
+				require.ErrorAs(t, err, &ke)
+				require.NotErrorAs(t, err, &le)
+				require.True(t, strings.HasPrefix(err.Error(), tt.want), "got %q", err.Error())
+				return
+			}
+			require.ErrorAs(t, err, &le)
+			require.Equal(t, path, le.Path)
+			require.Equal(t, "failed to load config from "+path+": "+tt.want, err.Error())
+		})
+	}
+}
+
+func TestLoadLogFilter(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name     string
+		file     string
+		env      env
+		want     string
+		warnings []string
+	}{
+		{name: "Off", file: "off", want: "off"},
+		{name: "SerberoOff", file: "serbero=off", want: "serbero=off"},
+		{name: "ReferenceSample", file: "serbero=debug,nostr_sdk=warn", want: "serbero=debug,nostr_sdk=warn"},
+		{name: "UnknownDirectiveWarns", file: "serbero=loud,warn", want: "serbero=loud,warn",
+			warnings: []string{`[serbero].log_level: log filter directive "serbero=loud" ignored: unknown level "loud" (want off, error, warn, info, debug or trace)`}},
+		{name: "EnvWins", file: "warn", env: env{"SERBERO_LOG": "serbero=off"}, want: "serbero=off"},
+		{name: "EnvThatDoesNotParseFallsBack", file: "warn", env: env{"SERBERO_LOG": "serbero=loud"}, want: "warn",
+			warnings: []string{`SERBERO_LOG="serbero=loud" does not parse as a log filter; using [serbero].log_level "warn"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			l, err := load(t, minimal+"[serbero]\nlog_level = \""+tt.file+"\"\n", config.TargetIntakesvc, tt.env)
+			require.NoError(t, err, "every filter string the reference accepts starts")
+			require.Equal(t, tt.want, l.Config.Serbero.LogLevel)
+			require.Equal(t, tt.warnings, l.Warnings)
+		})
+	}
+}
+
+func TestLoadClampsSolverAuthRetry(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name      string
+		mediation string
+		want      [4]int64 // initial, max interval, max total, max attempts
+		warnings  []string
+	}{
+		{name: "Defaults", want: [4]int64{60, 3600, 86400, 24}},
+		{name: "ReferenceSample", mediation: "solver_auth_retry_initial_seconds = 60\nsolver_auth_retry_max_interval_seconds = 3600\nsolver_auth_retry_max_total_seconds = 86400\nsolver_auth_retry_max_attempts = 24\n",
+			want: [4]int64{60, 3600, 86400, 24}},
+		{name: "OneAttempt", mediation: "solver_auth_retry_max_attempts = 1\n", want: [4]int64{60, 3600, 86400, 1}},
+		{name: "Zeros", mediation: "solver_auth_retry_initial_seconds = 0\nsolver_auth_retry_max_interval_seconds = 0\nsolver_auth_retry_max_total_seconds = 0\nsolver_auth_retry_max_attempts = 0\n",
+			want: [4]int64{1, 1, 1, 1},
+			warnings: []string{
+				"[mediation].solver_auth_retry_initial_seconds = 0 is unusable (the first retry needs a delay of at least 1 s); using 1",
+				"[mediation].solver_auth_retry_max_interval_seconds = 0 is unusable (the longest delay cannot be shorter than solver_auth_retry_initial_seconds); using 1",
+				"[mediation].solver_auth_retry_max_total_seconds = 0 is unusable (the retry budget must be at least 1 s); using 1",
+				"[mediation].solver_auth_retry_max_attempts = 0 is unusable (at least one attempt is always made); using 1",
+			}},
+		{name: "IntervalBelowInitial", mediation: "solver_auth_retry_initial_seconds = 120\nsolver_auth_retry_max_interval_seconds = 60\n",
+			want:     [4]int64{120, 120, 86400, 24},
+			warnings: []string{"[mediation].solver_auth_retry_max_interval_seconds = 60 is unusable (the longest delay cannot be shorter than solver_auth_retry_initial_seconds); using 120"}},
+		{name: "Negative", mediation: "solver_auth_retry_max_attempts = -3\n", want: [4]int64{60, 3600, 86400, 1},
+			warnings: []string{"[mediation].solver_auth_retry_max_attempts = -3 is unusable (at least one attempt is always made); using 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			l, err := load(t, minimal+"[mediation]\n"+tt.mediation, config.TargetAuthsvc, env{})
+			require.NoError(t, err)
+			m := l.Config.Mediation
+			require.Equal(t, tt.want, [4]int64{m.SolverAuthRetryInitialSeconds, m.SolverAuthRetryMaxIntervalSeconds, m.SolverAuthRetryMaxTotalSeconds, m.SolverAuthRetryMaxAttempts})
+			if tt.warnings == nil {
+				require.Empty(t, l.Warnings)
+				return
+			}
+			require.Equal(t, tt.warnings, l.Warnings)
+		})
+	}
 }
 
 func TestLoadPathResolution(t *testing.T) {
@@ -274,7 +407,7 @@ func TestLoadEnvOverrides(t *testing.T) {
 				"SERBERO_ESCALATION_ENABLED":                 "true",
 				"SERBERO_ESCALATION_FALLBACK_TO_ALL_SOLVERS": "1",
 				"SERBERO_TIMEOUTS_RENOTIFICATION_SECONDS":    "45",
-				"SERBERO_MOSTRO_PUBKEY":                      "0404040404040404040404040404040404040404040404040404040404040404",
+				"SERBERO_MOSTRO_PUBKEY":                      "0101010101010101010101010101010101010101010101010101010101010101",
 				"SERBERO_GRPC_LISTEN":                        "0.0.0.0:9000",
 			},
 			check: func(t *testing.T, l *config.Loaded) {
@@ -282,7 +415,7 @@ func TestLoadEnvOverrides(t *testing.T) {
 				require.True(t, l.Config.Escalation.Enabled)
 				require.True(t, l.Config.Escalation.FallbackToAllSolvers)
 				require.Equal(t, int64(45), l.Config.Timeouts.RenotificationSeconds)
-				require.Equal(t, "0404040404040404040404040404040404040404040404040404040404040404", l.Config.Mostro.Pubkey)
+				require.Equal(t, "0101010101010101010101010101010101010101010101010101010101010101", l.Config.Mostro.Pubkey)
 				require.Equal(t, "0.0.0.0:9000", l.Config.Server.GRPCListen)
 			},
 		},
@@ -309,7 +442,7 @@ func TestLoadEnvOverrides(t *testing.T) {
 private_key = "file-key"
 log_level = "warn"
 [mostro]
-pubkey = "0303030303030303030303030303030303030303030303030303030303030303"
+pubkey = "0202020202020202020202020202020202020202020202020202020202020202"
 [timeouts]
 renotification_seconds = 120
 `

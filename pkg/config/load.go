@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/serbero/serbero/pkg/logging"
+	"github.com/serbero/serbero/pkg/nostrkey"
 )
 
 // DefaultPath is the config file used when neither --config nor
@@ -58,7 +60,38 @@ func ResolvePath(flagPath string, getenv func(string) string) string {
 	return DefaultPath
 }
 
-// Load reads, overrides and validates the configuration.
+// LoadError is a configuration that cannot be used. It prints as the
+// reference daemon does: "failed to load config from <path>: <reason>".
+type LoadError struct {
+	// Path is the file that was read.
+	Path string
+	// Err is the reason, starting "configuration error: " or "toml parse
+	// error: " as in the reference.
+	Err error
+}
+
+func (e *LoadError) Error() string {
+	return "failed to load config from " + e.Path + ": " + e.Err.Error()
+}
+
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// KeyError is a key in an otherwise valid configuration that does not
+// parse. It prints as the reference does: "invalid key: invalid mostro
+// pubkey: <reason>".
+type KeyError struct {
+	// Err says which key and why.
+	Err error
+}
+
+func (e *KeyError) Error() string { return "invalid key: " + e.Err.Error() }
+
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// Load reads, overrides and validates the configuration, then parses the
+// Mostro pubkey. A problem with the file, its values or the environment is
+// a *LoadError; a Mostro pubkey that is not a key is a *KeyError (the
+// reference's two start-up failures; see docs/config.md#errors).
 func Load(opts LoadOptions) (*Loaded, error) {
 	getenv := opts.Getenv
 	if getenv == nil {
@@ -69,7 +102,20 @@ func Load(opts LoadOptions) (*Loaded, error) {
 		readFile = os.ReadFile
 	}
 	path := ResolvePath(opts.Path, getenv)
+	out, err := load(path, opts.Target, opts.Overrides, getenv, readFile)
+	if err != nil {
+		return nil, &LoadError{Path: path, Err: err}
+	}
+	pk, err := nostrkey.Normalize(out.Config.Mostro.Pubkey)
+	if err != nil {
+		return nil, &KeyError{Err: fmt.Errorf("invalid mostro pubkey: %w", err)}
+	}
+	out.Config.Mostro.Pubkey = pk
+	return out, nil
+}
 
+// load is Load up to the Mostro pubkey.
+func load(path string, target Target, overrides map[string]string, getenv func(string) string, readFile func(string) ([]byte, error)) (*Loaded, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("configuration error: failed to read config file at %s: %w", path, err)
@@ -77,36 +123,20 @@ func Load(opts LoadOptions) (*Loaded, error) {
 	// The file may hold the secret key; do not keep its bytes around.
 	defer clear(data)
 
-	holdsKey := opts.Target.HoldsKey()
-	if !holdsKey {
-		// This target never reads the key: blank its value in the buffer
-		// before anything copies or parses it (the decoder would keep it
-		// in its metadata, beyond the reach of clear).
-		blankPrivateKey(data)
-	}
+	holdsKey := target.HoldsKey()
 	cfg := Default()
-	md, err := toml.Decode(string(data), &cfg)
+	doc, err := decodeDocument(data, &cfg, holdsKey)
 	if err != nil {
-		return nil, fmt.Errorf("toml parse error: %w", err)
+		return nil, err
 	}
-	out := &Loaded{Config: &cfg, Path: path}
-	out.Warnings = unknownKeyWarnings(md)
-
-	if md.IsDefined("serbero", "private_key") && !holdsKey {
+	out := &Loaded{Config: &cfg, Path: path, Warnings: doc.warnings}
+	if doc.hadKey && !holdsKey {
 		out.Warnings = append(out.Warnings, fmt.Sprintf(
 			"config file %s contains [serbero].private_key, which target %s never reads; mount the key only into relaygw (SERBERO_PRIVATE_KEY_FILE)",
-			path, opts.Target))
+			path, target))
 	}
 	if holdsKey {
-		var keyFile struct {
-			Serbero struct {
-				PrivateKey Secret `toml:"private_key"`
-			} `toml:"serbero"`
-		}
-		if _, err := toml.Decode(string(data), &keyFile); err != nil {
-			return nil, fmt.Errorf("toml parse error: %w", err)
-		}
-		out.PrivateKey = keyFile.Serbero.PrivateKey
+		out.PrivateKey = doc.key
 		key, err := secretFromEnv(getenv, readFile, "SERBERO_PRIVATE_KEY")
 		if err != nil {
 			return nil, err
@@ -116,15 +146,21 @@ func Load(opts LoadOptions) (*Loaded, error) {
 		}
 	}
 
+	fileLogLevel := cfg.Serbero.LogLevel
 	if err := applyEnv(&cfg, getenv, readFile); err != nil {
 		return nil, err
 	}
-	if err := applyOverrides(&cfg, opts.Overrides); err != nil {
+	out.Warnings = append(out.Warnings, envLogFallback(&cfg, fileLogLevel, getenv)...)
+	if err := applyOverrides(&cfg, overrides); err != nil {
 		return nil, err
 	}
+	for _, w := range logging.ParseFilter(cfg.Serbero.LogLevel).Warnings {
+		out.Warnings = append(out.Warnings, "[serbero].log_level: "+w)
+	}
+	out.Warnings = append(out.Warnings, cfg.clampSolverAuthRetry()...)
 	// Like the Nostr key, the reasoning credential is read (and required)
 	// only by the target that uses it.
-	if cfg.Reasoning.Enabled && opts.Target.UsesReasoning() {
+	if cfg.Reasoning.Enabled && target.UsesReasoning() {
 		name := strings.TrimSpace(cfg.Reasoning.APIKeyEnv)
 		if name != "" {
 			key, err := secretFromEnv(getenv, readFile, name)
@@ -141,33 +177,45 @@ func Load(opts LoadOptions) (*Loaded, error) {
 		return nil, err
 	}
 	if holdsKey && !out.PrivateKey.IsSet() {
-		return nil, errors.New("configuration error: [serbero].private_key is required for target " + string(opts.Target) +
+		return nil, errors.New("configuration error: [serbero].private_key is required for target " + string(target) +
 			" (set it in the file, SERBERO_PRIVATE_KEY or SERBERO_PRIVATE_KEY_FILE)")
 	}
 	return out, nil
 }
 
-// ignoredKeys are known keys that the loader deliberately does not decode
-// into Config.
-var ignoredKeys = map[string]bool{
-	"serbero.private_key": true, // read only by key-holding targets
+// envLogFallback applies the reference's rule for SERBERO_LOG: it is used
+// when it parses, else the file's level stands. It returns the warning when
+// it falls back.
+func envLogFallback(cfg *Config, fileLevel string, getenv func(string) string) []string {
+	env := strings.TrimSpace(getenv("SERBERO_LOG"))
+	if env == "" || cfg.Serbero.LogLevel != env || len(logging.ParseFilter(env).Warnings) == 0 {
+		return nil
+	}
+	cfg.Serbero.LogLevel = fileLevel
+	return []string{fmt.Sprintf("SERBERO_LOG=%q does not parse as a log filter; using [serbero].log_level %q", env, fileLevel)}
 }
 
+// unknownKeyWarnings lists the keys of the file that nothing decoded
+// (the [serbero] table is checked by decodeDocument itself).
 func unknownKeyWarnings(md toml.MetaData) []string {
 	var warnings []string
 	for _, k := range md.Undecoded() {
 		name := k.String()
-		if ignoredKeys[name] {
+		if name == "serbero" || strings.HasPrefix(name, "serbero.") {
 			continue
 		}
-		if name == "reasoning.api_key" {
-			warnings = append(warnings, "config key reasoning.api_key is ignored: the credential comes only from the environment variable named by [reasoning].api_key_env")
-			continue
-		}
-		warnings = append(warnings, fmt.Sprintf("unknown config key %q ignored (misspelled? it has no effect)", name))
+		warnings = append(warnings, unknownKeyWarning(name))
 	}
-	sort.Strings(warnings)
 	return warnings
+}
+
+// unknownKeyWarning says that one key has no effect. It names the key,
+// never its value.
+func unknownKeyWarning(name string) string {
+	if name == "reasoning.api_key" {
+		return "config key reasoning.api_key is ignored: the credential comes only from the environment variable named by [reasoning].api_key_env"
+	}
+	return fmt.Sprintf("unknown config key %q ignored (misspelled? it has no effect)", name)
 }
 
 // EnvSecret reads the secret NAME from the environment, or from the file
@@ -324,21 +372,4 @@ func setScalar(v reflect.Value, s string) error {
 		return fmt.Errorf("cannot be set from a string (kind %s)", v.Kind())
 	}
 	return nil
-}
-
-// privateKeyLine matches a private_key assignment ([serbero] table or
-// dotted form) with a basic or literal one-line string value; group 1 is
-// the value between its quotes.
-var privateKeyLine = regexp.MustCompile(`(?m)^[ \t]*(?:serbero\.)?private_key[ \t]*=[ \t]*["']([^"'\r\n]*)["']`)
-
-// blankPrivateKey overwrites, in place, the value of every private_key
-// assignment in a TOML document with 'x' (same length: the document still
-// parses, and the key is still seen as defined, so the custody warning is
-// given).
-func blankPrivateKey(data []byte) {
-	for _, m := range privateKeyLine.FindAllSubmatchIndex(data, -1) {
-		for i := m[2]; i < m[3]; i++ {
-			data[i] = 'x'
-		}
-	}
 }

@@ -1,37 +1,34 @@
 package config
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 
-	"github.com/btcsuite/btcd/btcutil/bech32"
+	"github.com/serbero/serbero/pkg/nostrkey"
 )
 
-// Validate checks every rule, normalises what it can (the Mostro pubkey to
-// hex) and returns all problems at once, each naming its key. The reference
-// checks come first and keep the reference's wording.
+// Validate checks every rule and returns all problems at once, each naming
+// its key. The reference's checks come first and keep its wording (see
+// docs/config.md#validation). The Mostro pubkey's form is checked by Load
+// after Validate, as the reference parses it after loading.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("configuration error: "+format, args...))
 	}
 
-	// Reference rules (spec 10 §A1.3); the reasoning credential rule is
+	// The reference's rules; the reasoning credential rule is
 	// ValidateReasoningCredential, checked by Load for mediationsvc only.
 	if c.Escalation.DispatchIntervalSeconds <= 0 {
 		bad("[escalation].dispatch_interval_seconds must be a positive integer (got %d)", c.Escalation.DispatchIntervalSeconds)
 	}
 
-	// Identity of the Mostro node.
+	// Identity of the Mostro node (a missing key is a TOML error in the
+	// reference: the key is required).
 	if strings.TrimSpace(c.Mostro.Pubkey) == "" {
 		bad("[mostro].pubkey is required")
-	} else if pk, err := NormalizePubkey(c.Mostro.Pubkey); err != nil {
-		bad("[mostro].pubkey: invalid mostro pubkey: %v", err)
-	} else {
-		c.Mostro.Pubkey = pk
 	}
 
 	for i, r := range c.Relays {
@@ -72,14 +69,7 @@ func (c *Config) Validate() error {
 
 	nonNegative("[mediation].max_rounds", c.Mediation.MaxRounds)
 	nonNegative("[mediation].party_response_timeout_seconds", c.Mediation.PartyResponseTimeoutSeconds)
-	positive("[mediation].solver_auth_retry_initial_seconds", c.Mediation.SolverAuthRetryInitialSeconds)
-	positive("[mediation].solver_auth_retry_max_interval_seconds", c.Mediation.SolverAuthRetryMaxIntervalSeconds)
-	positive("[mediation].solver_auth_retry_max_total_seconds", c.Mediation.SolverAuthRetryMaxTotalSeconds)
-	positive("[mediation].solver_auth_retry_max_attempts", c.Mediation.SolverAuthRetryMaxAttempts)
-	if c.Mediation.SolverAuthRetryMaxIntervalSeconds < c.Mediation.SolverAuthRetryInitialSeconds {
-		bad("[mediation].solver_auth_retry_max_interval_seconds (%d) must be at least solver_auth_retry_initial_seconds (%d)",
-			c.Mediation.SolverAuthRetryMaxIntervalSeconds, c.Mediation.SolverAuthRetryInitialSeconds)
-	}
+	// [mediation].solver_auth_retry_* are clamped by Load, not refused.
 	nonNegative("[reasoning].request_timeout_seconds", c.Reasoning.RequestTimeoutSeconds)
 	nonNegative("[reasoning].followup_retry_count", c.Reasoning.FollowupRetryCount)
 	nonNegative("[chat].inbound_fetch_interval_seconds", c.Chat.InboundFetchIntervalSeconds)
@@ -102,6 +92,13 @@ func (c *Config) Validate() error {
 	positive("[relaygw].reconnect_max_backoff_seconds", c.Relaygw.ReconnectMaxBackoffSeconds)
 	nonNegative("[relaygw].resubscribe_margin_seconds", c.Relaygw.ResubscribeMarginSeconds)
 	nonNegative("[relaygw].dispute_backfill_seconds", c.Relaygw.DisputeBackfillSeconds)
+	nonNegative("[relaygw].retention_days", c.Relaygw.RetentionDays)
+	if c.Relaygw.RetentionDays > 0 {
+		positive("[relaygw].retention_interval_seconds", c.Relaygw.RetentionIntervalSeconds)
+		if c.Relaygw.RetentionDays*24*3600 < c.Relaygw.GiftWrapLookbackSeconds {
+			bad("[relaygw].retention_days (%d) must cover [relaygw].giftwrap_lookback_seconds (%d s)", c.Relaygw.RetentionDays, c.Relaygw.GiftWrapLookbackSeconds)
+		}
+	}
 	if c.Relaygw.GiftWrapLookbackSeconds < 2*24*3600 {
 		bad("[relaygw].giftwrap_lookback_seconds must be at least 172800 (gift wraps are back-dated up to two days; got %d)",
 			c.Relaygw.GiftWrapLookbackSeconds)
@@ -127,30 +124,30 @@ func (c *Config) ValidateReasoningCredential() error {
 	return nil
 }
 
-// NormalizePubkey accepts a 64-character hex key (any case) or an npub and
-// returns lowercase hex. It checks the form only, not that the key is a
-// valid curve point.
-func NormalizePubkey(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(strings.ToLower(s), "npub1") {
-		hrp, data, err := bech32.Decode(s)
-		if err != nil {
-			return "", fmt.Errorf("bad npub: %w", err)
+// clampSolverAuthRetry makes the [mediation].solver_auth_retry_* values
+// usable instead of refusing them: the reference accepts any of them (it
+// never used them). Each change is returned as a warning that says what was
+// clamped to what (docs/config.md#solver-auth-retry).
+func (c *Config) clampSolverAuthRetry() []string {
+	var warnings []string
+	atLeast := func(key string, v *int64, floor int64, why string) {
+		if *v >= floor {
+			return
 		}
-		if hrp != "npub" {
-			return "", fmt.Errorf("bad npub: prefix %q", hrp)
-		}
-		raw, err := bech32.ConvertBits(data, 5, 8, false)
-		if err != nil || len(raw) != 32 {
-			return "", errors.New("bad npub: not 32 bytes")
-		}
-		return hex.EncodeToString(raw), nil
+		warnings = append(warnings, fmt.Sprintf("[mediation].%s = %d is unusable (%s); using %d", key, *v, why, floor))
+		*v = floor
 	}
-	if len(s) != 64 {
-		return "", fmt.Errorf("want 64 hex characters or an npub, got %d characters", len(s))
-	}
-	if _, err := hex.DecodeString(s); err != nil {
-		return "", errors.New("not hex")
-	}
-	return strings.ToLower(s), nil
+	m := &c.Mediation
+	atLeast("solver_auth_retry_initial_seconds", &m.SolverAuthRetryInitialSeconds, 1, "the first retry needs a delay of at least 1 s")
+	atLeast("solver_auth_retry_max_interval_seconds", &m.SolverAuthRetryMaxIntervalSeconds, m.SolverAuthRetryInitialSeconds,
+		"the longest delay cannot be shorter than solver_auth_retry_initial_seconds")
+	atLeast("solver_auth_retry_max_total_seconds", &m.SolverAuthRetryMaxTotalSeconds, 1, "the retry budget must be at least 1 s")
+	atLeast("solver_auth_retry_max_attempts", &m.SolverAuthRetryMaxAttempts, 1, "at least one attempt is always made")
+	return warnings
 }
+
+// NormalizePubkey is nostrkey.CanonicalHex: 64 hex characters (any case)
+// or an npub, to lowercase hex, checking the form only, as it always has.
+// New code calls pkg/nostrkey (Normalize also checks the curve); this name
+// stays until its callers move.
+func NormalizePubkey(s string) (string, error) { return nostrkey.CanonicalHex(s) }

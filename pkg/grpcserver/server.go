@@ -13,13 +13,23 @@
 //	errors   -> the error boundary: apperr kinds become status codes once,
 //	            anything unclassified becomes codes.Internal with a generic
 //	            message (driver text never leaks)
+//	streams  -> (streams only) the handler's stream.Context() is also
+//	            cancelled when shutdown ends the streams; a handler that
+//	            returns because of it ends the call with UNAVAILABLE, so
+//	            the client reconnects (to another replica)
 //
 // Health: the overall service "" is SERVING while the process runs (it backs
 // liveness). Each registered service name starts NOT_SERVING and turns
 // SERVING only when the readiness check passes (Postgres reachable and the
-// schema at the version this binary expects); it backs readiness. On
-// shutdown every status goes NOT_SERVING, the server keeps answering for the
-// drain period, then stops gracefully within the grace period, then hard.
+// schema at the version this binary expects); it backs readiness.
+//
+// Shutdown, in order (docs/architecture.md#startup-and-shutdown): Drain
+// turns every status NOT_SERVING and keeps answering for the drain period;
+// Stop then ends every open stream (their contexts are cancelled, so
+// handlers need nothing but stream.Context()) and stops gracefully within
+// the grace period, then hard. Serve runs the whole sequence when its
+// context ends; a caller that owns the order (internal/runner) calls
+// Start, Drain and Stop itself.
 package grpcserver
 
 import (
@@ -30,6 +40,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -47,8 +58,10 @@ import (
 
 // Options configures a Server.
 type Options struct {
-	// BeforeStop is called after the drain period, before the graceful
-	// stop: the runner uses it to stop background work and end streams.
+	// BeforeStop, if set, is called by Serve after the drain period,
+	// before the streams end and the graceful stop. Deprecated: streams
+	// now end through the server (Stop); tests that still stop their
+	// services' background work here move to their own cancel in wave 2.
 	BeforeStop func()
 	// AuthToken is the shared service-to-service token. Empty disables the
 	// auth interceptor (tests only; serve refuses to start without one).
@@ -78,6 +91,17 @@ type Server struct {
 	panics  prometheus.Counter
 	ready   chan struct{}
 	metrics *grpcprom.ServerMetrics
+
+	// streams is cancelled when shutdown ends the open streams.
+	streams    context.Context
+	endStreams context.CancelFunc
+
+	started    chan struct{} // closed by Start
+	serveErr   chan error    // grpc.Serve's result
+	stopChecks context.CancelFunc
+	checksDone chan struct{}
+	drainOnce  sync.Once
+	stopOnce   sync.Once
 }
 
 // New builds a server. Register services on GRPC(), then call Serve.
@@ -95,7 +119,9 @@ func New(opts Options) (*Server, error) {
 			Help: "Panics recovered in gRPC handlers.",
 		}),
 		metrics: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
+		started: make(chan struct{}),
 	}
+	s.streams, s.endStreams = context.WithCancel(context.Background())
 	if opts.Registerer != nil {
 		for _, c := range []prometheus.Collector{s.panics, s.metrics} {
 			if err := opts.Registerer.Register(c); err != nil {
@@ -129,7 +155,7 @@ func New(opts Options) (*Server, error) {
 		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(check), notHealthOrReflection))
 	}
 	unary = append(unary, s.unaryErrorBoundary)
-	stream = append(stream, s.streamErrorBoundary)
+	stream = append(stream, s.streamErrorBoundary, s.streamShutdown)
 
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(unary...),
@@ -168,9 +194,29 @@ func (s *Server) SetHealth(name string, serving bool) {
 // Ready is closed once the readiness check has passed for the first time.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
-// Serve serves on lis until ctx is cancelled, then drains and stops. It
-// returns nil after a clean shutdown.
+// Serve serves on lis until ctx is cancelled, then runs the shutdown
+// sequence (Drain, BeforeStop if set, Stop). It returns nil after a clean
+// shutdown.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	errc := s.Start(lis)
+	select {
+	case err := <-errc:
+		s.stopReadiness()
+		return fmt.Errorf("grpc serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.Drain()
+	if s.opts.BeforeStop != nil {
+		s.opts.BeforeStop()
+	}
+	s.Stop()
+	return nil
+}
+
+// Start serves on lis in the background, with the readiness loop, and
+// returns a channel that receives grpc's error if serving fails before
+// Stop (it receives nothing after a clean Stop). Call it once.
+func (s *Server) Start(lis net.Listener) <-chan error {
 	s.metrics.InitializeMetrics(s.grpc)
 	services := s.serviceNames()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -178,54 +224,88 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 
-	checkCtx, stopChecks := context.WithCancel(ctx)
-	checksDone := make(chan struct{})
+	checkCtx, stopChecks := context.WithCancel(context.Background())
+	s.stopChecks, s.checksDone = stopChecks, make(chan struct{})
 	go func() {
-		defer close(checksDone)
+		defer close(s.checksDone)
 		s.checkReadiness(checkCtx, services)
 	}()
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.grpc.Serve(lis) }()
-	s.log.Info("grpc server listening", "addr", lis.Addr().String(), "services", services)
-
-	select {
-	case err := <-serveErr:
-		stopChecks()
-		<-checksDone
-		return fmt.Errorf("grpc serve: %w", err)
-	case <-ctx.Done():
-	}
-	stopChecks()
-	<-checksDone
-
-	// Readiness fails first so load balancers stop sending new work, then
-	// in-flight calls get the grace period, then the rest is cut.
-	s.health.Shutdown()
-	s.log.Info("shutdown: draining", "drain", s.opts.Drain.String())
-	if s.opts.Drain > 0 {
-		t := time.NewTimer(s.opts.Drain)
-		<-t.C
-	}
-	if s.opts.BeforeStop != nil {
-		s.opts.BeforeStop()
-	}
-	stopped := make(chan struct{})
+	s.serveErr = make(chan error, 1)
+	failed := make(chan error, 1)
 	go func() {
-		s.grpc.GracefulStop()
-		close(stopped)
+		err := s.grpc.Serve(lis)
+		s.serveErr <- err
+		if err != nil {
+			failed <- err
+		}
 	}()
-	grace := time.NewTimer(s.opts.Grace)
-	defer grace.Stop()
-	select {
-	case <-stopped:
-		s.log.Info("shutdown: grpc server stopped gracefully")
-	case <-grace.C:
-		s.log.Warn("shutdown: grace period over, stopping hard", "grace", s.opts.Grace.String())
-		s.grpc.Stop()
-		<-stopped
+	close(s.started)
+	s.log.Info("grpc server listening", "addr", lis.Addr().String(), "services", services)
+	return failed
+}
+
+// stopReadiness ends the readiness loop and waits for it.
+func (s *Server) stopReadiness() {
+	if s.stopChecks != nil {
+		s.stopChecks()
+		<-s.checksDone
 	}
-	return nil
+}
+
+// Drain begins the shutdown: readiness fails (every status NOT_SERVING) so
+// load balancers stop sending new work, and calls are still served for
+// the drain period, which Drain waits out. Safe to call more than once.
+func (s *Server) Drain() {
+	s.drainOnce.Do(func() {
+		s.stopReadiness()
+		s.health.Shutdown()
+		s.log.Info("shutdown: draining", "drain", s.opts.Drain.String())
+		if s.opts.Drain > 0 {
+			t := time.NewTimer(s.opts.Drain)
+			<-t.C
+		}
+	})
+}
+
+// EndStreams cancels the context of every open stream (and of any stream
+// that opens later). Stop calls it; it is exported for a caller that ends
+// streams earlier in its own sequence.
+func (s *Server) EndStreams() { s.endStreams() }
+
+// Stop ends every open stream, then stops gracefully within the grace
+// period, then hard, and waits until the server has stopped. It drains
+// first if Drain was not called. Safe to call more than once; a no-op
+// before Start.
+func (s *Server) Stop() {
+	select {
+	case <-s.started:
+	default:
+		s.endStreams()
+		return
+	}
+	s.Drain()
+	s.stopOnce.Do(func() {
+		s.endStreams()
+		stopped := make(chan struct{})
+		go func() {
+			s.grpc.GracefulStop()
+			close(stopped)
+		}()
+		grace := time.NewTimer(s.opts.Grace)
+		defer grace.Stop()
+		select {
+		case <-stopped:
+			s.log.Info("shutdown: grpc server stopped gracefully")
+		case <-grace.C:
+			s.log.Warn("shutdown: grace period over, stopping hard", "grace", s.opts.Grace.String())
+			s.grpc.Stop()
+			<-stopped
+		}
+		if err := <-s.serveErr; err != nil {
+			s.log.Warn("shutdown: grpc serve ended with an error", "error", err)
+		}
+	})
 }
 
 // checkReadiness flips the service statuses as the readiness check passes

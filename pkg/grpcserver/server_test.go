@@ -1,7 +1,6 @@
 package grpcserver_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
@@ -21,6 +21,7 @@ import (
 	"github.com/serbero/serbero/pkg/apperr"
 	"github.com/serbero/serbero/pkg/grpcclient"
 	"github.com/serbero/serbero/pkg/grpcserver"
+	"github.com/serbero/serbero/pkg/logging/logtest"
 )
 
 const token = "s3cret-token"
@@ -30,6 +31,7 @@ type testService struct {
 	testpb.UnimplementedTestServiceServer
 	streaming chan struct{} // closed when a stream handler starts
 	once      sync.Once
+	ended     chan error // what StreamingOutputCall returned
 }
 
 func (s *testService) UnaryCall(_ context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
@@ -51,14 +53,24 @@ func (s *testService) UnaryCall(_ context.Context, req *testpb.SimpleRequest) (*
 func (s *testService) StreamingOutputCall(_ *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
 	s.once.Do(func() { close(s.streaming) })
 	<-stream.Context().Done() // a stream that never ends on its own
-	return stream.Context().Err()
+	err := stream.Context().Err()
+	s.ended <- err
+	return err
+}
+
+// FullDuplexCall is a handler that ignores its context: it blocks reading
+// a client that never sends, until the transport is cut (the hard stop).
+func (s *testService) FullDuplexCall(stream testpb.TestService_FullDuplexCallServer) error {
+	s.once.Do(func() { close(s.streaming) })
+	_, err := stream.Recv()
+	return err
 }
 
 type bundle struct {
 	addr    string
 	cancel  context.CancelFunc
 	done    chan error
-	logs    *syncBuffer
+	logs    *logtest.Buffer
 	reg     *prometheus.Registry
 	service *testService
 	ready   *readyFlag
@@ -74,25 +86,13 @@ func (r *readyFlag) set(err error) { r.mu.Lock(); r.err = err; r.mu.Unlock() }
 
 func (r *readyFlag) check(context.Context) error { r.mu.Lock(); defer r.mu.Unlock(); return r.err }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
-
 func setup(t *testing.T, drain, grace time.Duration, readyErr error) *bundle {
 	t.Helper()
+	log, logs := logtest.NewLevel(slog.LevelInfo)
 	b := &bundle{
-		logs:    &syncBuffer{},
+		logs:    logs,
 		reg:     prometheus.NewRegistry(),
-		service: &testService{streaming: make(chan struct{})},
+		service: &testService{streaming: make(chan struct{}), ended: make(chan error, 1)},
 		ready:   &readyFlag{err: readyErr},
 		done:    make(chan error, 1),
 	}
@@ -100,7 +100,7 @@ func setup(t *testing.T, drain, grace time.Duration, readyErr error) *bundle {
 		AuthToken:  token,
 		Drain:      drain,
 		Grace:      grace,
-		Logger:     slog.New(slog.NewJSONHandler(b.logs, nil)),
+		Logger:     log,
 		ReadyCheck: b.ready.check,
 		Reflection: true,
 		Registerer: b.reg,
@@ -117,7 +117,8 @@ func setup(t *testing.T, drain, grace time.Duration, readyErr error) *bundle {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-b.done:
+		case err := <-b.done:
+			require.NoError(t, err)
 		case <-time.After(30 * time.Second):
 			t.Error("server did not stop")
 		}
@@ -132,6 +133,25 @@ func dial(t *testing.T, addr, tok string) *grpc.ClientConn {
 	t.Cleanup(func() { conn.Close() })
 	return conn
 }
+
+// rawDial connects without grpcclient's retry policy, so a client sees the
+// status a stream ended with (grpcclient would retry UNAVAILABLE).
+func rawDial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearerToken(token)))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+type bearerToken string
+
+func (b bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearerToken) RequireTransportSecurity() bool { return false }
 
 func ctxTimeout(t *testing.T) context.Context {
 	t.Helper()
@@ -265,11 +285,42 @@ func TestGracefulShutdown(t *testing.T) {
 		b.done <- nil // for cleanup
 	})
 
+	t.Run("StreamsEndAtShutdownThroughTheirContext", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, 0, 30*time.Second, nil)
+		client := testpb.NewTestServiceClient(rawDial(t, b.addr))
+		stream, err := client.StreamingOutputCall(ctxTimeout(t), &testpb.StreamingOutputCallRequest{})
+		require.NoError(t, err)
+		select {
+		case <-b.service.streaming:
+		case <-time.After(10 * time.Second):
+			t.Fatal("stream did not start")
+		}
+
+		b.cancel()
+		select {
+		case err := <-b.service.ended:
+			require.ErrorIs(t, err, context.Canceled, "the handler saw its stream context end")
+		case <-time.After(10 * time.Second):
+			t.Fatal("the stream handler's context was not cancelled at shutdown")
+		}
+		_, err = stream.Recv()
+		require.Equal(t, codes.Unavailable, status.Code(err), "the client is told to reconnect: %v", err)
+		select {
+		case err := <-b.done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("server did not stop")
+		}
+		b.done <- nil
+		require.Contains(t, b.logs.String(), "stopped gracefully", "long before the 30 s grace period")
+	})
+
 	t.Run("HardStopAfterGrace", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, 0, 200*time.Millisecond, nil)
 		client := testpb.NewTestServiceClient(dial(t, b.addr, token))
-		_, err := client.StreamingOutputCall(ctxTimeout(t), &testpb.StreamingOutputCallRequest{})
+		_, err := client.FullDuplexCall(ctxTimeout(t))
 		require.NoError(t, err)
 		select {
 		case <-b.service.streaming:
@@ -280,12 +331,54 @@ func TestGracefulShutdown(t *testing.T) {
 		b.cancel()
 		select {
 		case err := <-b.done:
-			require.NoError(t, err, "a stream that never ends is cut after the grace period")
+			require.NoError(t, err, "a stream that ignores its context is cut after the grace period")
 		case <-time.After(10 * time.Second):
 			t.Fatal("server did not stop")
 		}
 		b.done <- nil
+		require.Contains(t, b.logs.String(), "grace period over, stopping hard")
 	})
+}
+
+// TestStepwiseShutdown: a caller that owns the order runs Start, Drain and
+// Stop itself; Stop ends streams opened even after Drain.
+func TestStepwiseShutdown(t *testing.T) {
+	t.Parallel()
+	log, logs := logtest.New()
+	svc := &testService{streaming: make(chan struct{}), ended: make(chan error, 1)}
+	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Drain: 0, Grace: 30 * time.Second})
+	require.NoError(t, err)
+	testpb.RegisterTestServiceServer(srv.GRPC(), svc)
+	srv.Stop() // before Start: a no-op
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	failed := srv.Start(lis)
+	conn := dial(t, lis.Addr().String(), "")
+	health := healthpb.NewHealthClient(conn)
+	waitStatus(t, health, &healthpb.HealthCheckRequest{}, healthpb.HealthCheckResponse_SERVING)
+
+	srv.Drain()
+	resp, err := health.Check(ctxTimeout(t), &healthpb.HealthCheckRequest{})
+	require.NoError(t, err, "still answering after the drain")
+	require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, resp.GetStatus())
+
+	stream, err := testpb.NewTestServiceClient(rawDial(t, lis.Addr().String())).StreamingOutputCall(ctxTimeout(t), &testpb.StreamingOutputCallRequest{})
+	require.NoError(t, err)
+	select {
+	case <-svc.streaming:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stream did not start")
+	}
+	srv.Stop()
+	srv.Stop() // idempotent
+	_, err = stream.Recv()
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	require.Contains(t, logs.String(), "stopped gracefully")
+	select {
+	case err := <-failed:
+		t.Fatalf("a clean stop is not a failure: %v", err)
+	default:
+	}
 }
 
 func waitStatus(t *testing.T, c healthpb.HealthClient, req *healthpb.HealthCheckRequest, want healthpb.HealthCheckResponse_ServingStatus) {

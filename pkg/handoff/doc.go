@@ -1,13 +1,14 @@
 // Package handoff is the contract between the producer of escalation
 // handoffs (mediationsvc) and their consumer (escalationsvc): the
-// HandoffPackage JSON codec of the reference (spec 10 §B2) and the Postgres
-// queue table handoffs (migration 00003) with its Go API.
+// HandoffPackage JSON codec of the reference (format and decoding rules in
+// docs/architecture.md#the-handoff-queue) and the Postgres queue table
+// handoffs (migration 00003) with its Go API.
 //
 // # Producing
 //
 // The producer calls Enqueue inside the transaction that records its
 // escalation (the transactional outbox). Enqueue appends the
-// handoff_prepared row to mediation_events (its id is the reference's
+// handoff_prepared audit row through pkg/audit (its id is the reference's
 // handoff_event_id, the dedup key of everything phase 4 records), inserts
 // the queue row, and issues pg_notify on Channel, which Postgres delivers
 // only when the transaction commits. Nothing is queued if it rolls back.

@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-// Package is the reference's HandoffPackage (spec 10 §B2.2): what a human
+// Package is the reference's HandoffPackage (docs/architecture.md#the-handoff-queue): what a human
 // solver needs to pick an escalated dispute up. It carries ids only, never
 // rationale text.
 type Package struct {
@@ -159,7 +159,7 @@ func (p Package) Validate() error {
 	return nil
 }
 
-// Decode parses a HandoffPackage strictly (spec 10 §B2.3): the payload must
+// Decode parses a HandoffPackage strictly (docs/architecture.md#the-handoff-queue): the payload must
 // be one JSON object; dispute_id, trigger, evidence_refs, prompt_bundle_id,
 // policy_hash, rationale_refs and assembled_at are required with their
 // exact types (string, string array, 64-bit integer; null is never

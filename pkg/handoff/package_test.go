@@ -36,7 +36,7 @@ func TestPackageEncode(t *testing.T) {
 		pkg  handoff.Package
 		want string
 	}{
-		{"dispute-scoped omits session_id (spec 10 §B13 example)", samplePackage(),
+		{"dispute-scoped omits session_id (the reference's example)", samplePackage(),
 			`{"dispute_id":"d-1","trigger":"conflicting_claims","evidence_refs":[],"prompt_bundle_id":"phase3-default","policy_hash":"hash-1","rationale_refs":["9f86d081884c"],"assembled_at":1745000000}`},
 		{"session-scoped, no HTML escaping", withSession,
 			`{"dispute_id":"d-1","session_id":"s-1","trigger":"conflicting_claims","evidence_refs":["e1","note: <a&b>"],"prompt_bundle_id":"phase3-default","policy_hash":"hash-1","rationale_refs":["9f86d081884c"],"assembled_at":1745000000}`},

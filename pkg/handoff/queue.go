@@ -12,14 +12,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/serbero/serbero/pkg/audit"
 )
 
 // Channel is the Postgres NOTIFY channel Enqueue and Requeue signal on. The
 // payload is the queue row id; treat it as a hint only.
 const Channel = "serbero_handoffs"
 
-// KindHandoffPrepared is the mediation_events kind Enqueue writes.
-const KindHandoffPrepared = "handoff_prepared"
+// KindHandoffPrepared is the audit kind Enqueue writes (pkg/audit).
+const KindHandoffPrepared = string(audit.KindHandoffPrepared)
 
 // MaxClaimBatch is the largest batch Claim returns (the reference's
 // constant scan limit).
@@ -179,15 +181,15 @@ func EnqueueRaw(ctx context.Context, tx pgx.Tx, payload string, meta RawMeta) (E
 	if p, err := Decode([]byte(payload)); err == nil {
 		pkg = &p
 	}
-	audit := "{}"
+	auditPayload := "{}"
 	var probe map[string]json.RawMessage
 	if json.Unmarshal([]byte(payload), &probe) == nil && probe != nil {
-		audit = payload
+		auditPayload = payload
 	}
-	return enqueue(ctx, tx, payload, audit, pkg, meta)
+	return enqueue(ctx, tx, payload, auditPayload, pkg, meta)
 }
 
-func enqueue(ctx context.Context, tx pgx.Tx, payload, audit string, pkg *Package, meta RawMeta) (Enqueued, error) {
+func enqueue(ctx context.Context, tx pgx.Tx, payload, auditPayload string, pkg *Package, meta RawMeta) (Enqueued, error) {
 	occurred := meta.OccurredAt
 	if occurred == 0 {
 		occurred = time.Now().Unix()
@@ -204,22 +206,27 @@ func enqueue(ctx context.Context, tx pgx.Tx, payload, audit string, pkg *Package
 	} else if id := BestEffortDisputeID([]byte(payload)); id != UnknownDisputeID {
 		disputeID = &id
 	}
-	var out Enqueued
-	err := tx.QueryRow(ctx, `
-WITH ev AS (
-    INSERT INTO mediation_events (session_id, kind, payload_json, prompt_bundle_id, policy_hash, occurred_at)
-    VALUES ($1, 'handoff_prepared', $2::jsonb, $3, $4, $5)
-    RETURNING id
-), q AS (
+	eventID, err := audit.Append(ctx, tx, audit.Event{
+		SessionID:      meta.SessionID,
+		Payload:        audit.HandoffPrepared{Package: json.RawMessage(auditPayload)},
+		PromptBundleID: meta.PromptBundleID,
+		PolicyHash:     meta.PolicyHash,
+		OccurredAt:     occurred,
+	})
+	if err != nil {
+		return Enqueued{}, fmt.Errorf("enqueue handoff: %w", err)
+	}
+	out := Enqueued{HandoffEventID: eventID}
+	err = tx.QueryRow(ctx, `
+WITH q AS (
     INSERT INTO handoffs (handoff_event_id, dispute_id, session_id, trigger, evidence_refs, prompt_bundle_id,
                           policy_hash, rationale_refs, assembled_at, payload_json)
-    SELECT ev.id, $6, $1, $7, $8, $3, $4, $9, $10, $11 FROM ev
-    RETURNING id, handoff_event_id
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    RETURNING id
 )
-SELECT q.id, q.handoff_event_id, pg_notify('`+Channel+`', q.id::text)::text FROM q`,
-		meta.SessionID, audit, meta.PromptBundleID, meta.PolicyHash, occurred,
-		disputeID, trigger, evidence, rationale, assembled, payload,
-	).Scan(&out.ID, &out.HandoffEventID, new(string))
+SELECT q.id, pg_notify('`+Channel+`', q.id::text)::text FROM q`,
+		eventID, disputeID, meta.SessionID, trigger, evidence, meta.PromptBundleID, meta.PolicyHash, rationale, assembled, payload,
+	).Scan(&out.ID, new(string))
 	if err != nil {
 		return Enqueued{}, fmt.Errorf("enqueue handoff: %w", err)
 	}

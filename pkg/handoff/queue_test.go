@@ -2,7 +2,6 @@ package handoff_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -33,7 +32,7 @@ func enqueue(t *testing.T, pool *pgxpool.Pool, pkg handoff.Package) handoff.Enqu
 	ctx := context.Background()
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	defer tx.Rollback(ctx) //nolint:errcheck
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
 	e, err := handoff.Enqueue(ctx, tx, pkg, handoff.Meta{OccurredAt: 100})
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
@@ -131,7 +130,7 @@ FROM mediation_events WHERE id = $1`, e.HandoffEventID).Scan(&kind, &payload, &s
 	bad.Trigger = ""
 	tx, err = db.Pool.Begin(ctx)
 	require.NoError(t, err)
-	defer tx.Rollback(ctx) //nolint:errcheck
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
 	_, err = handoff.Enqueue(ctx, tx, bad, handoff.Meta{})
 	require.ErrorContains(t, err, "trigger is required")
 }
@@ -581,7 +580,7 @@ VALUES ($1, 'd-1', NULL, $2, 'pk', 1, 1, $3, 0)`, id, e.HandoffEventID, status)
 	err = insert("x2", "send_failed")
 	require.Error(t, err, "a second dispatch for the same handoff is rejected")
 	var pgErr interface{ SQLState() string }
-	require.True(t, errors.As(err, &pgErr))
+	require.ErrorAs(t, err, &pgErr)
 	require.Equal(t, "23505", pgErr.SQLState())
 
 	var unique bool

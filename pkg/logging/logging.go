@@ -1,5 +1,6 @@
 // Package logging builds the process's slog.Logger: JSON in production,
-// text for a terminal, at the level from [serbero].log_level / SERBERO_LOG.
+// text for a terminal, at the level of the [serbero].log_level / SERBERO_LOG
+// filter (ParseFilter).
 //
 // Loggers are passed explicitly to every component; nothing here sets the
 // slog default. Never log keys, DM or chat plaintext, or rationale text: log
@@ -7,58 +8,23 @@
 package logging
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 )
 
-// ParseLevel reads a level. Besides plain levels (debug, info, warn, error,
-// plus trace as debug) it accepts the reference's EnvFilter directives such
-// as "serbero=debug,nostr_sdk=warn": the serbero directive wins, else the
-// first bare level, else info.
+// ParseLevel returns the level of a log filter (see ParseFilter). Every
+// filter string starts, so it never fails; the warnings about ignored
+// directives come from ParseFilter (config loading reports them).
 func ParseLevel(s string) (slog.Level, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return slog.LevelInfo, nil
-	}
-	var bare string
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		target, level, hasTarget := strings.Cut(part, "=")
-		if !hasTarget {
-			if bare == "" {
-				bare = part
-			}
-			continue
-		}
-		if strings.TrimSpace(target) == "serbero" {
-			return levelOf(strings.TrimSpace(level))
-		}
-	}
-	if bare == "" {
-		return slog.LevelInfo, nil
-	}
-	return levelOf(bare)
-}
-
-func levelOf(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "trace", "debug":
-		return slog.LevelDebug, nil
-	case "info":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	default:
-		return 0, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", s)
-	}
+	return ParseFilter(s).Level, nil
 }
 
 // New returns a logger writing to w in format "json" or "text".
+// LevelOff (or above) drops every record.
 func New(w io.Writer, format string, level slog.Level) *slog.Logger {
+	if level >= LevelOff {
+		return Discard()
+	}
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))

@@ -1,6 +1,7 @@
 // Package mostro encodes and decodes Mostro protocol messages exactly as
 // mostro-core does. It is the root of Serbero's pure protocol library: no
 // relay I/O anywhere in the module, only keys, bytes and go-nostr events.
+// The protocol rules it implements are written in docs/mostro-protocol.md.
 //
 // # Packages
 //

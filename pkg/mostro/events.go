@@ -85,7 +85,7 @@ type DisputeEvent struct {
 	// Status is the s tag (unknown values kept).
 	Status DisputeStatus
 	// Initiator is "buyer", "seller" or "unknown" ("unknown" also when the
-	// tag is missing, as on nodes before mostro#563).
+	// tag is missing, as on older nodes).
 	Initiator string
 	// InitiatorTagged reports whether the initiator tag was present.
 	InitiatorTagged bool

@@ -39,7 +39,7 @@ type Payload struct {
 }
 
 // DisputePayload is Payload::Dispute(Uuid, Option<SolverDisputeInfo>),
-// serialized as ["<id>", info|null]. Mostro's docs show a plain string id;
+// serialized as ["<id>", info|null]. Some clients send a plain string id;
 // that form decodes too (StringForm) and re-encodes as it came.
 type DisputePayload struct {
 	ID         string
@@ -372,13 +372,11 @@ func decodeSolverDisputeInfo(val []byte) (*SolverDisputeInfo, error) {
 	if err := json.Unmarshal(val, &w); err != nil {
 		return nil, err
 	}
-	id := w.ID
-	if id != "" {
-		nid, err := NormalizeUUID(id)
-		if err != nil {
-			return nil, fmt.Errorf("id: %w", err)
-		}
-		id = nid
+	// The order id is a Uuid in mostro-core: serde refuses a missing or
+	// empty one, and so do we (the encoder could not write it back).
+	id, err := NormalizeUUID(w.ID)
+	if err != nil {
+		return nil, fmt.Errorf("id: %w", err)
 	}
 	return &SolverDisputeInfo{
 		ID: id, Kind: w.Kind, Status: w.Status, Hash: w.Hash, Preimage: w.Preimage,

@@ -10,8 +10,7 @@ import (
 	"github.com/serbero/serbero/pkg/mostro/keys"
 )
 
-// Interop fixtures from the unit tests of MostroP2P/mostro-core (spec 30
-// §5). They are data, not code: the strings the Rust tests feed to
+// Interop fixtures from the unit tests of MostroP2P/mostro-core. They are data, not code: the strings the Rust tests feed to
 // Message::from_json, and the JSON that serde_json::to_string produces for
 // the values the Rust tests build with constructors (derived field by field
 // from the serde attributes of the structs in the same files).
@@ -100,8 +99,7 @@ func upstreamFixtures() []upstreamFixture {
 			},
 		},
 		{
-			// Spec 30 §5 quotes the admin-cancel fixture of mostro-core
-			// src/message.rs as {"order":{"version":1,"id":…,"action":"admin-cancel","payload":null}};
+			// The admin-cancel fixture of mostro-core src/message.rs is {"order":{"version":1,"id":…,"action":"admin-cancel","payload":null}};
 			// the id here is the uuid every mostro-core message test uses.
 			// Decoded only: Serbero has no way to build this message.
 			name:      "AdminCancelLegacyNullPayload",

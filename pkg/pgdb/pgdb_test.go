@@ -2,6 +2,7 @@ package pgdb_test
 
 import (
 	"context"
+	"io/fs"
 	"sync"
 	"testing"
 
@@ -24,7 +25,7 @@ func TestMigrateUp(t *testing.T) {
 
 		applied, err := pgdb.MigrateUp(ctx, db.Pool, nil)
 		require.NoError(t, err)
-		require.Len(t, applied, schema.Count())
+		require.Len(t, applied, migrationFiles(t))
 
 		again, err := pgdb.MigrateUp(ctx, db.Pool, nil)
 		require.NoError(t, err)
@@ -77,11 +78,11 @@ func TestMigrateUp(t *testing.T) {
 			require.NoError(t, errs[i])
 			sum += total[i]
 		}
-		require.Equal(t, schema.Count(), sum, "each migration applied by exactly one runner")
+		require.Equal(t, migrationFiles(t), sum, "each migration applied by exactly one runner")
 
 		var rows int
 		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM `+pgdb.VersionTable+` WHERE version_id > 0`).Scan(&rows))
-		require.Equal(t, schema.Count(), rows)
+		require.Equal(t, migrationFiles(t), rows)
 	})
 }
 
@@ -102,4 +103,13 @@ func TestOpenRequiresURL(t *testing.T) {
 	_, err = pgdb.Open(context.Background(), "postgres://user:hunter2@%zz", 1)
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "hunter2", "a bad URL never echoes the password")
+}
+
+// migrationFiles is how many migrations there are (numbers may have gaps,
+// so it is not schema.Version()).
+func migrationFiles(t testing.TB) int {
+	t.Helper()
+	entries, err := fs.ReadDir(schema.Migrations(), ".")
+	require.NoError(t, err)
+	return len(entries)
 }

@@ -3,8 +3,10 @@
 // tests run in parallel and never see each other's rows. Test-only.
 //
 // The server is TEST_DATABASE_URL (an admin connection, default
-// postgres://postgres@127.0.0.1:5432/postgres). When it is unreachable a
-// test is skipped locally, but fails when CI=true: CI never skips silently.
+// postgres://postgres@127.0.0.1:5432/postgres). When it is unreachable the
+// test fails, locally as in CI, with a message that says how to fix it: a
+// database test never skips. `make test` finds or starts a server and sets
+// TEST_DATABASE_URL (scripts/postgres.sh).
 package pgdbtest
 
 import (
@@ -47,13 +49,20 @@ func AdminURL() string {
 	return DefaultAdminURL
 }
 
-// unavailable skips, or fails under CI.
+// unavailable fails the test, saying how to fix it. It never skips: a
+// test that needs Postgres and did not run must not look like a pass.
 func unavailable(t testing.TB, err error) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("postgres is required in CI (TEST_DATABASE_URL=%s): %v", redact(AdminURL()), err)
-	}
-	t.Skipf("postgres unavailable (set TEST_DATABASE_URL; CI=true makes this a failure): %v", err)
+	t.Fatalf("%s", UnavailableMessage(AdminURL(), err))
+}
+
+// UnavailableMessage is the failure of a database test when the server at
+// adminURL cannot be used.
+func UnavailableMessage(adminURL string, err error) string {
+	return fmt.Sprintf("pgdbtest: no usable Postgres at TEST_DATABASE_URL=%s: %v\n"+
+		"  fix: run the tests with `make test`, which finds or starts Postgres (127.0.0.1:5432 if it answers, else a private cluster under .data/pg) and sets TEST_DATABASE_URL;\n"+
+		"  or start Postgres yourself and export TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable (an admin connection that may create databases)",
+		redact(adminURL), err)
 }
 
 var (
@@ -145,7 +154,7 @@ func ensureTemplate(ctx context.Context) (string, error) {
 	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock(hashtext('serbero_test_template'))"); err != nil {
 		return "", fmt.Errorf("lock template: %w", err)
 	}
-	defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock(hashtext('serbero_test_template'))") //nolint:errcheck
+	defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock(hashtext('serbero_test_template'))") //nolint:errcheck // the lock also ends with the connection
 
 	var exists bool
 	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {

@@ -40,11 +40,6 @@ func Version() int64 {
 	return v
 }
 
-// Count returns the number of migrations embedded in this binary (numbers
-// may have gaps while parallel branches are merged, so it can be less than
-// Version).
-func Count() int { return len(names()) }
-
 // Fingerprint identifies the exact migration contents (for reusing a
 // migrated test template database only when nothing changed).
 func Fingerprint() string {

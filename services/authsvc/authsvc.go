@@ -168,7 +168,7 @@ func machineFor(m config.MediationConfig, t Tuning) (revalidation.Machine, error
 	if err := cfg.Validate(); err != nil {
 		return revalidation.Machine{}, fmt.Errorf("authsvc: [mediation].solver_auth_retry_*: %w", err)
 	}
-	return revalidation.Machine{Config: cfg, NewID: func() string { return uuid.NewString() }}, nil
+	return revalidation.Machine{Config: cfg, NewID: uuid.NewString}, nil
 }
 
 // startupGrace: zero means the default, negative means none.

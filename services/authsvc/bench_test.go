@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
+	"github.com/serbero/serbero/pkg/gctune"
 	"github.com/serbero/serbero/pkg/pgdbtest"
-	"github.com/serbero/serbero/pkg/service"
 )
 
 // BenchmarkCurrentState measures CurrentState over gRPC on loopback through
@@ -25,13 +25,13 @@ import (
 // answer. The goal: p99 under 1 ms at 5,000 requests/s. The tail is
 // sensitive to the garbage collector (client and server share this heap)
 // and to other load on the machine: the benchmark runs with serve's GC
-// target (pkg/service.TuneGC, GOGC=400); compare with GOGC=100.
+// target (pkg/gctune.Tune, GOGC=400); compare with GOGC=100.
 //
 //	go test -run '^$' -bench BenchmarkCurrentState -benchtime 20000x github.com/serbero/serbero/services/authsvc
 func BenchmarkCurrentState(b *testing.B) {
 	// Run with the garbage-collection target `serbero serve` uses (GOGC
 	// still wins when set, e.g. GOGC=100 for Go's default).
-	service.TuneGC(os.Getenv)
+	gctune.Tune(os.Getenv)
 	// The goal is the 5000 rate; 1000 is there to tell the cost of the
 	// call from the machine's scheduling noise.
 	for _, rate := range []int{5000, 1000} {

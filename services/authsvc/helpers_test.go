@@ -2,7 +2,6 @@ package authsvc_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -73,7 +72,7 @@ func fastTuning(name string) authsvc.Tuning {
 	}
 }
 
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func startInstance(t testing.TB, db *pgdbtest.DB, name string, o instanceOpts) *instance {
 	t.Helper()

@@ -63,7 +63,7 @@ func (s *Service) WatchState(_ *authsvcv1.WatchStateRequest, stream grpc.ServerS
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.deps.Stopping.Done():
-			return status.Error(codes.Unavailable, "authsvc is stopping")
+			return apperr.Unavailable("authsvc is stopping")
 		}
 	}
 }

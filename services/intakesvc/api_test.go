@@ -102,7 +102,7 @@ func TestReadAPI(t *testing.T) {
 	require.Equal(t, "in-progress", d.GetDisputeStatus())
 	require.Equal(t, int64(ev.CreatedAt), d.GetEventTimestamp().GetSeconds())
 	require.Equal(t, intakesvcv1.LifecycleState_LIFECYCLE_STATE_TAKEN, d.GetLifecycleState())
-	require.Equal(t, "", d.GetAssignedSolver())
+	require.Empty(t, d.GetAssignedSolver())
 	require.Equal(t, ip.ID, d.GetNewestEventId())
 	require.Equal(t, e.mostro.Dispute("d-api-1").CreatedAt, d.GetOpenedAt().GetSeconds())
 	require.Len(t, got.GetTransitions(), 2)

@@ -75,12 +75,9 @@ func newEnvWith(t testing.TB, maxConns int) *env {
 	e.relay = relay.Start(t)
 	mk := keys.Generate()
 	e.mostro = fakemostro.Start(t, fakemostro.Config{Keys: mk, Name: "Test node"}, e.relay.URL())
+	// relaygw shares e.db's pool, whose size pool_max_conns bounds.
 	e.gw = relaygwtest.Start(t, relaygwtest.Options{DB: e.db, Relay: e.relay, Mostro: mk,
-		Logger: slog.New(slog.DiscardHandler), Config: func(c *config.Config) {
-			if maxConns > 0 {
-				c.Database.MaxConns = int64(maxConns)
-			}
-		}})
+		Logger: slog.New(slog.DiscardHandler)})
 	e.rg = e.gw.Client
 	e.serberoPK = e.gw.Serbero.PublicKey()
 	e.mostroPK = mk.PublicKey()
@@ -489,7 +486,7 @@ func (e *env) waitApplied(ev nostr.Event) {
 // revisionOf matches the relay's events of one dispute with status s.
 func revisionOf(d, s string) relay.Match {
 	return func(ev *nostr.Event) bool {
-		return ev.Kind == 38386 && ev.Tags.GetD() == d && ev.Tags.GetFirst([]string{"s", s}) != nil
+		return ev.Kind == 38386 && ev.Tags.GetD() == d && ev.Tags.FindWithValue("s", s) != nil
 	}
 }
 

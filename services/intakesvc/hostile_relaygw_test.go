@@ -59,7 +59,7 @@ func startStubRelaygw(t testing.TB, relayURL, mostroPK string) (relaygwv1.RelayG
 	}
 	gs := grpc.NewServer()
 	relaygwv1.RegisterRelayGatewayServiceServer(gs, s)
-	go gs.Serve(lis) //nolint:errcheck
+	go gs.Serve(lis) //nolint:errcheck // Serve ends with an error when the test stops the server
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -113,13 +113,6 @@ func (s *stubRelaygw) store(ev *nostr.Event) {
 	if !dup {
 		s.deliver(ev)
 	}
-}
-
-// setMostro changes the node relaygw accepts events from.
-func (s *stubRelaygw) setMostro(pk string) {
-	s.mu.Lock()
-	s.mostroPK = pk
-	s.mu.Unlock()
 }
 
 // deliver streams ev without any check (not even dedup), as a broken

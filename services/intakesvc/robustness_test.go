@@ -70,7 +70,7 @@ func TestNewestRevisionWins(t *testing.T) {
 		if r.ID < winner.ID {
 			winner = r
 			if wantState != "resolved" {
-				wantState = map[string]string{"in-progress": "taken", "seller-refunded": "resolved"}[r.Tags.GetFirst([]string{"s", ""}).Value()]
+				wantState = map[string]string{"in-progress": "taken", "seller-refunded": "resolved"}[r.Tags.Find("s")[1]]
 			}
 		}
 	}
@@ -145,7 +145,7 @@ func TestLateSubscriberRecordsTakenAndResolvedDisputes(t *testing.T) {
 	// relaygw never hears of the initiated revisions (Serbero was down and
 	// relays kept only the latest revision).
 	e.relay.SetFaults(relay.Faults{DropIncoming: func(ev *nostr.Event) bool {
-		return ev.Kind == 38386 && ev.Tags.GetFirst([]string{"s", "initiated"}) != nil
+		return ev.Kind == 38386 && ev.Tags.FindWithValue("s", "initiated") != nil
 	}})
 	e.mostro.OpenDispute(fakemostro.DisputeSpec{DisputeID: "d-late-taken"})
 	e.mostro.OpenDispute(fakemostro.DisputeSpec{DisputeID: "d-late-done", Initiator: "seller"})

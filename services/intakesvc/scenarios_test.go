@@ -181,7 +181,7 @@ func TestDisputeWalksThroughNewNotifiedTaken(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	require.Equal(t, [][3]string{{"new", "notified", "initial_notification"}, {"notified", "taken", ip.ID}}, got)
-	require.Equal(t, 2, len(ss[0].WaitFor(2, wait)))
+	require.Len(t, ss[0].WaitFor(2, wait), 2)
 }
 
 // phase2_renotification::unattended_dispute_is_re_notified_after_timeout

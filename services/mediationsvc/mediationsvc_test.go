@@ -7,7 +7,6 @@ import (
 
 	mediationsvcv1 "github.com/serbero/serbero/gen/go/serbero/mediationsvc/v1"
 	"github.com/serbero/serbero/pkg/apperr"
-	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/logging"
 	"github.com/serbero/serbero/pkg/pgdbtest"
 	"github.com/serbero/serbero/services/mediationsvc"
@@ -21,8 +20,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	db := pgdbtest.NewDB(t)
-	cfg := config.Default()
-	svc, err := mediationsvc.New(mediationsvc.Deps{Config: &cfg, Logger: logging.Discard(), Pool: db.Pool})
+	svc, err := mediationsvc.New(mediationsvc.Deps{Logger: logging.Discard(), Pool: db.Pool})
 	require.NoError(t, err)
 
 	// Two disputes; d-1 has a session and audit events of both scopes.

@@ -11,11 +11,11 @@ import (
 	"google.golang.org/grpc/codes"
 
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
-	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/mostro/chat"
 	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/pkg/testkit/fakeparty"
 	"github.com/serbero/serbero/pkg/testkit/relay"
+	"github.com/serbero/serbero/services/relaygw"
 	"github.com/serbero/serbero/services/relaygw/relaygwtest"
 )
 
@@ -35,7 +35,7 @@ func TestChatCappedRelayBacklogAfterDowntime(t *testing.T) {
 	r := relay.StartWithOptions(t, relay.Options{MaxStoredEvents: 100})
 	// A wide margin, so that lines written over the last hour count as
 	// written during the downtime.
-	h := relaygwtest.Start(t, relaygwtest.Options{Relay: r, Config: func(c *config.Config) { c.Relaygw.ResubscribeMarginSeconds = 3600 }})
+	h := relaygwtest.Start(t, relaygwtest.Options{Relay: r, Config: func(c *relaygw.Config) { c.ResubscribeMargin = time.Hour }})
 	buyer := fakeparty.New(t, r.URL())
 	ch := buyer.SetSolver(h.Serbero.PublicKey())
 	_, cancel := streamChat(t, h, 0, buyer.Pubkey())

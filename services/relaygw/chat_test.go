@@ -12,11 +12,11 @@ import (
 	"google.golang.org/grpc/codes"
 
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
-	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/mostro/chat"
 	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/pkg/testkit/fakeparty"
 	"github.com/serbero/serbero/pkg/testkit/relay"
+	"github.com/serbero/serbero/services/relaygw"
 	"github.com/serbero/serbero/services/relaygw/relaygwtest"
 )
 
@@ -268,7 +268,7 @@ func TestChatOutbound(t *testing.T) {
 		name := map[bool]string{false: "V2Only", true: "WithLegacyForm"}[legacy]
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			h := relaygwtest.Start(t, relaygwtest.Options{Config: func(c *config.Config) { c.Chat.SendLegacyForm = legacy }})
+			h := relaygwtest.Start(t, relaygwtest.Options{Config: func(c *relaygw.Config) { c.SendLegacyChat = legacy }})
 			buyer := fakeparty.New(t, h.Relay.URL())
 			buyer.SetSolver(h.Serbero.PublicKey())
 			req := &relaygwv1.SendChatMessageRequest{PartyTradePubkey: buyer.Pubkey(), Text: "Hola, soy Serbero", IdempotencyKey: "greet:" + buyer.Pubkey()}

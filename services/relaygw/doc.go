@@ -1,7 +1,16 @@
 // Package relaygw is the Nostr gateway: it owns every relay connection and
 // the only copy of Serbero's secret key. Every other service asks it to send
 // (DMs, Mostro requests, chat lines) and subscribes to what it receives
-// (dispute events, chat lines).
+// (dispute events, chat lines). docs/relaygw.md describes the gateway
+// (its shape, failure reasons, bounds, idempotency keys, retention) and
+// docs/mostro-protocol.md the protocol rules it applies.
+//
+// Shape. relaygw.go holds Deps, New, Register and Run; config.go its
+// Config (mapped from the configuration file in internal/runner); the gRPC
+// handlers live in internal/server, the SQL in internal/store, and each
+// internal package below decides one thing. Failures callers must classify
+// carry a relaygwv1.SendErrorReason (internal/reason; callers use
+// pkg/relaygwclient).
 //
 // Key custody (internal/identity). Serbero's secret key comes in as a
 // config.Secret (hex or nsec), is parsed once and never leaves the
@@ -32,17 +41,19 @@
 // serbero_relaygw_relay_* metrics. The rules: docs/relaygw.md.
 //
 // Everything a relay delivers is checked before it is trusted (kind,
-// author, id, signature: internal/verify; the protocol's chat validation
-// order; transport.Open's checks for Mostro replies); refusals are logged
-// with ids only and counted in serbero_relaygw_events_rejected_total and
-// serbero_relaygw_chat_lines_rejected_total.
+// author, id, signature, size bounds and storable text: internal/verify;
+// the protocol's chat validation order; transport.Open's checks for Mostro
+// replies); refusals are logged with ids only and counted in
+// serbero_relaygw_events_rejected_total and
+// serbero_relaygw_chat_lines_rejected_total, never retried.
 //
 // DMs (internal/dm): NIP-17 via pkg/mostro/dm; the signed gift wrap is
 // stored under the idempotency key before it is published, so a retry
 // republishes the identical event (or answers duplicate when it was
-// delivered) and never sends a second, different message. Concurrent
-// Sends share one insert statement (group commit) and delivery marks are
-// written in batches. `go test -run '^$' -bench . -benchtime 20000x
+// delivered) and never sends a second, different message. Keys are
+// validated first (internal/reason). Concurrent Sends share one insert
+// statement (group commit; a record Postgres refuses is retried alone, so
+// it fails alone) and delivery marks are written in batches. `go test -run '^$' -bench . -benchtime 20000x
 // ./services/relaygw/internal/dm/` on the 2-core development machine: a
 // DM costs ~0.22 ms of raw crypto (Serbero's conversation keys cached) and
 // ~0.26-0.28 ms through the gateway, an overhead of 15-19 % (about 3700
@@ -69,6 +80,10 @@
 // Inbound lines are verified before the rate limit, which counts only the
 // verified sender's lines per form; stored once per inner id; outbound
 // lines idempotent like DMs.
+//
+// Retention (internal/retention): old dispute events, chat lines and
+// idempotency records are deleted in batches under an advisory lock,
+// never what dedup or a recent consumer still needs.
 //
 // Dev mode (devrelay): with Deps.Dev and no [[relays]], Run starts an
 // embedded relay on [relaygw].dev_relay_listen and connects to it.

@@ -9,9 +9,9 @@ import (
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/stretchr/testify/require"
 
-	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/pkg/testkit/relay"
+	"github.com/serbero/serbero/services/relaygw"
 	"github.com/serbero/serbero/services/relaygw/relaygwtest"
 )
 
@@ -77,7 +77,7 @@ func TestFirstStartBackfillWindow(t *testing.T) {
 	tooOld, inWindow := hist[0], hist[1:]
 	var logs lockedBuffer
 	h := relaygwtest.Start(t, relaygwtest.Options{Relay: r, Mostro: mostro,
-		Config: func(c *config.Config) { c.Relaygw.DisputeBackfillSeconds = 3600 },
+		Config: func(c *relaygw.Config) { c.DisputeBackfill = time.Hour },
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	col, _ := streamDisputes(t, h, 0)
 	var got []string

@@ -15,6 +15,7 @@ import (
 	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/pkg/mostro/pow"
 	"github.com/serbero/serbero/pkg/mostro/transport"
+	"github.com/serbero/serbero/pkg/relaygwclient"
 	"github.com/serbero/serbero/pkg/testkit/fakemostro"
 	"github.com/serbero/serbero/pkg/testkit/relay"
 	"github.com/serbero/serbero/services/relaygw/relaygwtest"
@@ -133,6 +134,8 @@ func TestTakeDisputeNoReplyTimesOut(t *testing.T) {
 			_, err := take(t, h, id, 700*time.Millisecond)
 			require.Equal(t, codes.DeadlineExceeded, code(err))
 			require.Contains(t, err.Error(), "no reply from the Mostro node")
+			require.Equal(t, relaygwv1.SendErrorReason_SEND_ERROR_REASON_TIMEOUT, relaygwclient.ReasonOf(err))
+			require.False(t, relaygwclient.IsPermanent(err))
 			require.Equal(t, 1.0, h.Metric(t, "serbero_relaygw_mostro_requests_total", "result", "timeout"))
 		})
 	}
@@ -218,6 +221,8 @@ func TestSendMostroRequestRefusesBadRequests(t *testing.T) {
 	for _, tt := range tests {
 		_, err := h.Client.SendMostroRequest(ctx(t), tt.req)
 		require.Equal(t, codes.InvalidArgument, code(err), tt.name)
+		require.Equal(t, relaygwv1.SendErrorReason_SEND_ERROR_REASON_INVALID_REQUEST, relaygwclient.ReasonOf(err), tt.name)
+		require.True(t, relaygwclient.IsPermanent(err), tt.name)
 	}
 }
 
@@ -250,4 +255,6 @@ func TestUnsupportedProtocolVersion(t *testing.T) {
 	_, err := take(t, h, fakemostro.NewUUID(), time.Second)
 	require.Equal(t, codes.FailedPrecondition, code(err))
 	require.Contains(t, err.Error(), "protocol version 3")
+	require.Equal(t, relaygwv1.SendErrorReason_SEND_ERROR_REASON_PROTOCOL_UNSUPPORTED, relaygwclient.ReasonOf(err))
+	require.True(t, relaygwclient.IsPermanent(err))
 }

@@ -14,6 +14,7 @@ import (
 
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/pgdbtest"
+	"github.com/serbero/serbero/pkg/relaygwclient"
 	"github.com/serbero/serbero/pkg/testkit/fakesolver"
 	"github.com/serbero/serbero/services/relaygw/relaygwtest"
 )
@@ -56,6 +57,7 @@ func TestSurvivesADatabaseOutage(t *testing.T) {
 	}, wait, 20*time.Millisecond, "the failed store is visible")
 	_, err := h.Client.SendDirectMessage(ctx(t), &relaygwv1.SendDirectMessageRequest{RecipientPubkey: solver.Pubkey(), Body: "later", IdempotencyKey: "outage"})
 	require.Equal(t, codes.Unavailable, code(err))
+	require.Equal(t, relaygwv1.SendErrorReason_SEND_ERROR_REASON_STORE_UNAVAILABLE, relaygwclient.ReasonOf(err), "retryable")
 	col.none(t, 200*time.Millisecond)
 
 	setConnections(t, db, true)

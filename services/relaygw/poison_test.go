@@ -1,6 +1,10 @@
 package relaygw_test
 
 import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,4 +58,56 @@ func TestNulByteChatLineDoesNotStallChat(t *testing.T) {
 	require.Equal(t, after.ID, got.GetInnerEventId())
 	require.Eventually(t, func() bool { return rejected(t, h, "unstorable_text") == 2 }, wait, 10*time.Millisecond)
 	s.none(t, 200*time.Millisecond)
+}
+
+// A signed dispute event past relaygw's size bounds (here a 4,000-character
+// d tag, which no B-tree index downstream can hold) is refused with a
+// clear reason, counted, and never stored or streamed; the stream goes on.
+func TestOversizedDisputeEventsAreRefused(t *testing.T) {
+	t.Parallel()
+	var logs logtest
+	h := relaygwtest.Start(t, relaygwtest.Options{Logger: logs.logger()})
+	col, _ := streamDisputes(t, h, 0)
+	now := nostr.Now()
+
+	longD := h.PublishAsMostro(t, disputeEvent(strings.Repeat("d", 4000), "initiated", now))
+	manyTags := disputeEvent(uuid.NewString(), "initiated", now)
+	for range 200 {
+		manyTags.Tags = append(manyTags.Tags, nostr.Tag{"t", "x"})
+	}
+	h.PublishAsMostro(t, manyTags)
+	good := h.PublishAsMostro(t, disputeEvent(uuid.NewString(), "initiated", now))
+
+	require.Equal(t, good.ID, col.next(t).GetEventId(), "only the good event streams")
+	require.Eventually(t, func() bool {
+		return h.Metric(t, "serbero_relaygw_events_rejected_total", "stream", "disputes", "reason", "oversized_d_tag") == 1 &&
+			h.Metric(t, "serbero_relaygw_events_rejected_total", "stream", "disputes", "reason", "too_many_tags") == 1
+	}, wait, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "event_id="+longD.ID) && strings.Contains(logs.String(), "reason=oversized_d_tag")
+	}, wait, 10*time.Millisecond, "the refusal is logged with the event id and reason")
+	col.none(t, 200*time.Millisecond)
+}
+
+// logtest is a concurrency-safe log buffer (to be replaced by
+// pkg/logging/logtest once it exists).
+type logtest struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logtest) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logtest) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *logtest) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

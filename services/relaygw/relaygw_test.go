@@ -40,9 +40,9 @@ func code(err error) codes.Code { return status.Code(err) }
 func TestNewRefusesBadKeysWithoutEchoingThem(t *testing.T) {
 	t.Parallel()
 	db := pgdbtest.NewDB(t)
-	cfg := config.Default()
-	cfg.Mostro.Pubkey = keys.Generate().PublicKey()
-	cfg.Relays = []config.RelayConfig{{URL: "ws://127.0.0.1:1"}}
+	cfg := relaygw.DefaultConfig()
+	cfg.MostroPubkey = keys.Generate().PublicKey()
+	cfg.Relays = []string{"ws://127.0.0.1:1"}
 	secretish := "deadbeef" + strings.Repeat("x", 56)
 	tests := []struct {
 		name, key, want string
@@ -54,7 +54,7 @@ func TestNewRefusesBadKeysWithoutEchoingThem(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := relaygw.New(relaygw.Deps{Config: &cfg, Logger: slog.New(slog.DiscardHandler), Pool: db.Pool, PrivateKey: config.NewSecret(tt.key)})
+			_, err := relaygw.New(relaygw.Deps{Config: cfg, Logger: slog.New(slog.DiscardHandler), Pool: db.Pool, PrivateKey: config.NewSecret(tt.key)})
 			require.ErrorContains(t, err, tt.want)
 			if tt.key != "" {
 				require.NotContains(t, err.Error(), tt.key)
@@ -67,7 +67,7 @@ func TestNewRefusesBadKeysWithoutEchoingThem(t *testing.T) {
 		nsec, err := nip19.EncodePrivateKey(k.RevealSecretHex())
 		require.NoError(t, err)
 		var logs bytes.Buffer
-		svc, err := relaygw.New(relaygw.Deps{Config: &cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Pool: db.Pool, PrivateKey: config.NewSecret(nsec)})
+		svc, err := relaygw.New(relaygw.Deps{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Pool: db.Pool, PrivateKey: config.NewSecret(nsec)})
 		require.NoError(t, err)
 		require.Equal(t, k.PublicKey(), svc.PublicKey())
 		require.NotContains(t, fmt.Sprintf("%v %+v %#v", svc, svc, svc), k.RevealSecretHex())
@@ -76,7 +76,7 @@ func TestNewRefusesBadKeysWithoutEchoingThem(t *testing.T) {
 		c := cfg
 		c.Relays = nil
 		var logs bytes.Buffer
-		_, err := relaygw.New(relaygw.Deps{Config: &c, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Pool: db.Pool, PrivateKey: config.NewSecret(keys.Generate().RevealSecretHex())})
+		_, err := relaygw.New(relaygw.Deps{Config: c, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Pool: db.Pool, PrivateKey: config.NewSecret(keys.Generate().RevealSecretHex())})
 		require.NoError(t, err, "as the reference daemon, no relays is a warning, not a failure")
 		require.Contains(t, logs.String(), "no relays configured; client will not receive any events")
 	})
@@ -251,7 +251,7 @@ func TestSendDirectMessageConcurrentKeysAreIndependent(t *testing.T) {
 
 func TestSendDirectMessageSlowRelayTimesOut(t *testing.T) {
 	t.Parallel()
-	h := relaygwtest.Start(t, relaygwtest.Options{Config: func(c *config.Config) { c.Relaygw.PublishTimeoutSeconds = 1 }})
+	h := relaygwtest.Start(t, relaygwtest.Options{Config: func(c *relaygw.Config) { c.PublishTimeout = time.Second }})
 	h.Relay.SetFaults(relay.Faults{StallIncoming: 1500 * time.Millisecond, StallMatch: relay.Kinds(1059)})
 	r, err := h.Client.SendDirectMessage(ctx(t), &relaygwv1.SendDirectMessageRequest{RecipientPubkey: keys.Generate().PublicKey(), Body: "x", IdempotencyKey: "slow"})
 	require.NoError(t, err)
@@ -410,7 +410,7 @@ func TestDisputeStreamSurvivesRelayRestarts(t *testing.T) {
 	t.Parallel()
 	// The events are dated from before relaygw's first start: a backfill
 	// window reaches them.
-	h := relaygwtest.Start(t, relaygwtest.Options{Config: func(c *config.Config) { c.Relaygw.DisputeBackfillSeconds = 3600 }})
+	h := relaygwtest.Start(t, relaygwtest.Options{Config: func(c *relaygw.Config) { c.DisputeBackfill = time.Hour }})
 	col, _ := streamDisputes(t, h, 0)
 	base := nostr.Now() - 100
 	seen := map[string]bool{}
@@ -492,7 +492,7 @@ func TestDisputeEventsSurviveACutBeforeTheEndOfStoredEvents(t *testing.T) {
 
 	// History from before relaygw's first start: a backfill window reaches it.
 	h := relaygwtest.Start(t, relaygwtest.Options{Relay: r, Mostro: mostro,
-		Config: func(c *config.Config) { c.Relaygw.DisputeBackfillSeconds = 3600 }})
+		Config: func(c *relaygw.Config) { c.DisputeBackfill = time.Hour }})
 	col, _ := streamDisputes(t, h, 0)
 	require.Equal(t, newest.ID, col.next(t).GetEventId())
 	// A live event is handled after the newest one (and whatever relaygw

@@ -53,6 +53,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/*
+Labels of a component's pod template: the selector labels and part-of, never the
+chart's version or appVersion, so a chart upgrade that changes nothing in the
+pods restarts nothing (the image tag and checksum/config are what roll them).
+Call with (dict "root" $ "component" "relaygw").
+*/}}
+{{- define "serbero.podLabels" -}}
+{{ include "serbero.componentSelectorLabels" . }}
+app.kubernetes.io/part-of: serbero
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
 {{/* Selector labels of one component. Call with (dict "root" $ "component" "relaygw"). */}}
 {{- define "serbero.componentSelectorLabels" -}}
 {{ include "serbero.selectorLabels" .root }}
@@ -149,7 +163,7 @@ Call with (dict "root" $ "component" "relaygw") and read it with fromYaml.
 {{- $_ := set $out $k $v }}
 {{- end }}
 {{- end }}
-{{- range $k := list "extraEnv" "extraEnvFrom" "extraVolumes" "extraVolumeMounts" }}
+{{- range $k := list "extraEnv" "extraEnvFrom" "extraVolumes" "extraVolumeMounts" "initContainers" "extraContainers" }}
 {{- $_ := set $out $k (concat (index $defaults $k | default list) (index $own $k | default list)) }}
 {{- end }}
 {{- range $k := list "podAnnotations" "podLabels" }}
@@ -169,11 +183,20 @@ Call with (dict "root" $ "component" "relaygw") and read it with fromYaml.
 {{- end }}
 {{- end }}
 
-{{- define "serbero.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "serbero.fullname" .) .Values.serviceAccount.name }}
+{{/*
+The ServiceAccount of one component (each has its own, so workload identity,
+Vault or a CSI driver can give the Nostr key to relaygw alone): with
+serviceAccount.create, <component>.serviceAccount.name or <fullname>-<component>;
+without, <component>.serviceAccount.name or serviceAccount.name (required).
+Call with (dict "root" $ "component" "relaygw"); "migrate" and "test" are the hooks'.
+*/}}
+{{- define "serbero.componentServiceAccountName" -}}
+{{- $own := index .root.Values .component | default dict }}
+{{- $sa := $own.serviceAccount | default dict }}
+{{- if .root.Values.serviceAccount.create }}
+{{- $sa.name | default (include "serbero.componentName" .) }}
 {{- else }}
-{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- required (printf "%s.serviceAccount.name or serviceAccount.name is required when serviceAccount.create is false" .component) ($sa.name | default .root.Values.serviceAccount.name) }}
 {{- end }}
 {{- end }}
 
@@ -190,8 +213,30 @@ Call with (dict "root" $ "component" "relaygw") and read it with fromYaml.
 {{- if .Values.auth.existingSecret }}{{ .Values.auth.key }}{{ else }}token{{ end }}
 {{- end }}
 
-{{/* The rendered config.toml (also hashed into checksum/config). */}}
+{{/*
+The rendered config.toml (also hashed into checksum/config): configToml as given
+(a reference config.toml, verbatim), else .Values.config rendered. Secrets never
+go into the ConfigMap: a configToml with the Nostr key, the service token or a
+Postgres URL is refused.
+*/}}
 {{- define "serbero.configToml" -}}
+{{- if .Values.configToml }}
+{{- if regexMatch "(?m)^\\s*private_key\\s*=" .Values.configToml }}
+{{- fail "configToml holds private_key: remove it; the Nostr key comes from the Secret relaygw.privateKey.existingSecret" }}
+{{- end }}
+{{- if regexMatch "(?m)^\\s*auth_token\\s*=" .Values.configToml }}
+{{- fail "configToml holds auth_token: remove it; the service token comes from auth.existingSecret or the chart's Secret" }}
+{{- end }}
+{{- if regexMatch "(?m)^\\s*url\\s*=\\s*[\"']postgres(ql)?://" .Values.configToml }}
+{{- fail "configToml holds a Postgres url: remove it; the database URL comes from the Secret database.existingSecret" }}
+{{- end }}
+{{- .Values.configToml }}
+{{- else }}
+{{- include "serbero.configTomlRendered" . }}
+{{- end }}
+{{- end }}
+
+{{- define "serbero.configTomlRendered" -}}
 # Rendered by the serbero Helm chart from .Values.config. Secrets are not here:
 # the database URL, the service token, the reasoning API key and the Nostr key
 # reach the pods as files from Secrets (SERBERO_*_FILE). Listen and peer

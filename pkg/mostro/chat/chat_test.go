@@ -53,8 +53,8 @@ func TestKeyVectors(t *testing.T) {
 	}
 }
 
-// The shared-key vector of spec 20 §2.5 (Serbero ↔ party, v1).
-func TestSharedKeyVectorSpec20(t *testing.T) {
+// The reference daemon's shared-key vector (Serbero ↔ party, v1).
+func TestSharedKeyVectorReference(t *testing.T) {
 	t.Parallel()
 	serbero := keys.MustParse("d5fb4596e36931944df5a07f21e6a30e180c25a123602b03d48c731a5517f300")
 	party := keys.MustParse("cb7753f09988940ff2a215202ea854b9c5539cbced661334e7bf910d577c430e")

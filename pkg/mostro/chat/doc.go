@@ -1,5 +1,5 @@
 // Package chat is the Mostro dispute chat between the solver and each
-// party (protocol chat.md, dispute_chat.md): key derivation, outbound
+// party (docs/mostro-protocol.md#dispute-chat): key derivation, outbound
 // lines in both wire forms, and the stateless part of inbound validation.
 //
 // Keys. shared = the raw 32-byte ECDH x-coordinate of own·peer (no

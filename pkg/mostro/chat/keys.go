@@ -11,7 +11,7 @@ import (
 	"github.com/serbero/serbero/pkg/mostro/keys"
 )
 
-// HKDF info strings of chat v2 (protocol chat.md).
+// HKDF info strings of chat v2 (see docs/mostro-protocol.md#dispute-chat).
 const (
 	InfoConv = "mostro:chat:conv:v1"
 	InfoSign = "mostro:chat:sign:v1"

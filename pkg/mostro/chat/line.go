@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/nbd-wtf/go-nostr/nip44"
@@ -45,11 +46,19 @@ const MaxLegacyTweak = 2 * 24 * time.Hour
 // ErrEmptyText is returned when building a line with empty or blank text.
 var ErrEmptyText = errors.New("refusing to build a chat line with empty content")
 
+// ErrInvalidText is returned when building a line whose text is not valid
+// UTF-8: JSON cannot carry it, so the receiver would compute another inner
+// id and refuse the line.
+var ErrInvalidText = errors.New("refusing to build a chat line whose text is not valid UTF-8")
+
 // NewInner builds the inner event of a line: kind 1, the text, created_at,
 // signed by the sender's own key (Serbero's key or a party's trade key).
 func NewInner(sender keys.Keys, text string, createdAt time.Time) (nostr.Event, error) {
 	if strings.TrimSpace(text) == "" {
 		return nostr.Event{}, ErrEmptyText
+	}
+	if !utf8.ValidString(text) {
+		return nostr.Event{}, ErrInvalidText
 	}
 	inner := nostr.Event{
 		CreatedAt: nostr.Timestamp(createdAt.Unix()),

@@ -32,7 +32,8 @@ type Options struct {
 	Tags nostr.Tags
 }
 
-// Wrap builds the gift wrap of a DM from sender to recipient.
+// Wrap builds the gift wrap of a DM from sender to recipient. A body that
+// is not valid UTF-8 is refused (giftwrap.ErrInvalidRumor).
 func Wrap(sender keys.Keys, recipient string, body string, opts Options) (nostr.Event, error) {
 	if !keys.ValidPubkey(recipient) {
 		return nostr.Event{}, fmt.Errorf("dm: recipient: %w", keys.ErrInvalidPubkey)

@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/nbd-wtf/go-nostr/nip44"
@@ -33,6 +34,11 @@ const MaxTweak = 2 * 24 * time.Hour
 // ErrNotForMe means the wrap's outer layer does not decrypt with the
 // recipient key: it is addressed to someone else.
 var ErrNotForMe = errors.New("gift wrap not addressed to this key")
+
+// ErrInvalidRumor is returned by Seal and Wrap for a rumor holding invalid
+// UTF-8 (content or tags): JSON cannot carry it, so the recipient would
+// compute another id and refuse the rumor.
+var ErrInvalidRumor = errors.New("rumor content and tags must be valid UTF-8")
 
 // ErrMalformed wraps every failure after the outer layer decrypted:
 // a bad seal, a bad seal signature, an undecryptable or invalid rumor.
@@ -78,6 +84,9 @@ func (o Options) tweaked(now time.Time) nostr.Timestamp {
 // Seal encrypts the rumor (its Sig cleared, its ID computed) to recipient
 // and returns the kind-13 seal signed by sealer, created_at backdated.
 func Seal(rumor nostr.Event, sealer keys.Keys, recipient string, opts Options) (nostr.Event, error) {
+	if !validUTF8(rumor) {
+		return nostr.Event{}, fmt.Errorf("seal: %w", ErrInvalidRumor)
+	}
 	rumor.Sig = ""
 	if rumor.Tags == nil {
 		rumor.Tags = nostr.Tags{}
@@ -96,6 +105,20 @@ func Seal(rumor nostr.Event, sealer keys.Keys, recipient string, opts Options) (
 		return nostr.Event{}, fmt.Errorf("seal: %w", err)
 	}
 	return seal, nil
+}
+
+func validUTF8(ev nostr.Event) bool {
+	if !utf8.ValidString(ev.Content) {
+		return false
+	}
+	for _, t := range ev.Tags {
+		for _, v := range t {
+			if !utf8.ValidString(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // WrapSeal gift-wraps a seal to recipient under a fresh ephemeral key,

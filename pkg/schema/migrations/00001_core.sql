@@ -1,6 +1,6 @@
 -- Phases 1 and 2 (intakesvc): disputes, per-solver notifications and the
--- lifecycle history. Tables and columns as the reference daemon (spec 10
--- §A10.2-A10.3), in Postgres types: unix seconds are BIGINT, AUTOINCREMENT
+-- lifecycle history. Tables and columns as the reference daemon's, in
+-- Postgres types: unix seconds are BIGINT, AUTOINCREMENT
 -- ids are identity columns (monotonic in insert order).
 --
 -- Added for the Go port (all nullable or defaulted, so a row written with
@@ -66,7 +66,7 @@ CREATE TABLE notifications (
 );
 CREATE INDEX idx_notifications_dispute_id ON notifications (dispute_id);
 
--- The legal lifecycle moves (spec 10 §A7.2). Mirrors lifecycle.CanTransition;
+-- The legal lifecycle moves: mirrors services/intakesvc/internal/lifecycle (CanTransition);
 -- a test compares both.
 -- +goose StatementBegin
 CREATE FUNCTION serbero_lifecycle_allowed(from_state TEXT, to_state TEXT) RETURNS BOOLEAN

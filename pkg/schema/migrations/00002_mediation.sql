@@ -1,7 +1,8 @@
--- Phase 3 (mediationsvc) tables, as the reference (spec 20 §7), plus the
+-- Phase 3 (mediationsvc) tables, as the reference daemon has them, plus the
 -- parties' trade pubkeys so relaygw can re-derive chat keys after any
--- restart (no secret is stored). mediation_events is the audit log phase 4
--- reads and appends to; its id is the handoff_event_id.
+-- restart (no secret is stored). mediation_events is the audit trail
+-- (contract: pkg/audit, docs/architecture.md#the-audit-trail); the id of a
+-- handoff_prepared row is the handoff's handoff_event_id.
 
 -- +goose Up
 CREATE TABLE mediation_sessions (

@@ -9,7 +9,7 @@
 -- as deserialize_failed); the typed columns are filled from it when it
 -- parses, for operators and the admin API.
 --
--- escalation_dispatches: one row per dispatched handoff (spec 10 §B15).
+-- escalation_dispatches: one row per dispatched handoff (docs/architecture.md).
 -- Append-only. fallback_broadcast keeps the reference's 0/1 semantics.
 
 -- +goose Up

@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -57,8 +58,10 @@ type Options struct {
 	// Mostro is the Mostro node's key ([mostro].pubkey); zero generates
 	// one.
 	Mostro keys.Keys
-	// Config tweaks the configuration after the defaults are set.
-	Config func(*config.Config)
+	// Config tweaks relaygw's configuration after the defaults are set.
+	Config func(*relaygw.Config)
+	// Clock is relaygw's clock; nil is the real clock.
+	Clock clockwork.Clock
 	// Logger receives relaygw's logs; nil writes them to the test log.
 	Logger *slog.Logger
 	// NoWait skips waiting for relaygw's subscriptions at start.
@@ -84,12 +87,13 @@ type Harness struct {
 	// Mostro is the Mostro node's key pair.
 	Mostro keys.Keys
 	// Config is the configuration relaygw runs with.
-	Config *config.Config
+	Config *relaygw.Config
 	// Service is the relaygw service.
 	Service *relaygw.Service
 	// Registry holds relaygw's metrics.
 	Registry *prometheus.Registry
 
+	clock    clockwork.Clock
 	stop     func()
 	stopOnce sync.Once
 	logger   *slog.Logger // Options.Logger, kept for restarts
@@ -110,20 +114,15 @@ func Start(t testing.TB, opts Options) *Harness {
 	if opts.Mostro.IsZero() {
 		opts.Mostro = keys.Generate()
 	}
-	cfg := config.Default()
-	cfg.Mostro.Pubkey = opts.Mostro.PublicKey()
-	cfg.Relays = []config.RelayConfig{{URL: opts.Relay.URL()}}
-	for _, u := range opts.ExtraRelays {
-		cfg.Relays = append(cfg.Relays, config.RelayConfig{URL: u})
-	}
-	cfg.Relaygw.ReconnectMaxBackoffSeconds = 1
-	cfg.Relaygw.PublishTimeoutSeconds = 3
-	cfg.Server.DrainSeconds = 0
-	cfg.Server.ShutdownGraceSeconds = 2
+	cfg := relaygw.DefaultConfig()
+	cfg.MostroPubkey = opts.Mostro.PublicKey()
+	cfg.Relays = append([]string{opts.Relay.URL()}, opts.ExtraRelays...)
+	cfg.ReconnectMaxBackoff = time.Second
+	cfg.PublishTimeout = 3 * time.Second
 	if opts.Config != nil {
 		opts.Config(&cfg)
 	}
-	h := &Harness{Relay: opts.Relay, DB: opts.DB, Serbero: opts.Serbero, Mostro: opts.Mostro, Config: &cfg, logger: opts.Logger}
+	h := &Harness{Relay: opts.Relay, DB: opts.DB, Serbero: opts.Serbero, Mostro: opts.Mostro, Config: &cfg, clock: opts.Clock, logger: opts.Logger}
 	h.start(t, opts)
 	t.Cleanup(h.Stop)
 	if !opts.NoWait {
@@ -143,7 +142,8 @@ func (h *Harness) start(t testing.TB, opts Options) {
 	h.Registry = prometheus.NewRegistry()
 	stopping, stopAll := context.WithCancel(context.Background())
 	svc, err := relaygw.New(relaygw.Deps{
-		Config:         h.Config,
+		Config:         *h.Config,
+		Clock:          h.clock,
 		Logger:         logger,
 		Pool:           h.DB.Pool,
 		PrivateKey:     config.NewSecret(h.Serbero.RevealSecretHex()),

@@ -179,7 +179,7 @@ func (e *Engine) apply(ctx context.Context, fence *store.Fence, in revalidation.
 		e.log.Warn("solver auth audit write failed; continuing", "error", aerr)
 	}
 	if res.Err != nil {
-		return res, nil
+		return res, nil //nolint:nilerr // the refusal travels in res.Err
 	}
 	for _, l := range res.Logs {
 		e.log.Log(ctx, l.Level, l.Msg, l.Attrs...)
@@ -368,7 +368,7 @@ func (e *Engine) step(ctx context.Context, fence store.Fence, checkRetry time.Ti
 		}
 		if !errors.As(cerr, &np) {
 			if ctx.Err() != nil {
-				return checkRetry, nil
+				return checkRetry, nil //nolint:nilerr // stopping: the check error is moot
 			}
 			e.log.Warn("solver authorization check could not run; retrying", "error", cerr, "retry_in", e.opts.CheckRetry.String())
 			return e.now().Add(e.opts.CheckRetry), nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -86,7 +85,7 @@ func newHarness(t *testing.T, cfg revalidation.Config) *harness {
 	// The migration made the initial check due at migration time; the
 	// fake clock starts later than that, so it is due at once.
 	h.eng = h.newEngine(db, "replica-a")
-	st := store.New(db.Pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st := store.New(db.Pool, slog.New(slog.DiscardHandler))
 	term, ok, err := st.AcquireLease(h.ctx, "replica-a", time.Hour)
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -310,7 +309,7 @@ func TestRestartKeepsStateAndAttemptCount(t *testing.T) {
 	require.Equal(t, before.GetVersion(), after.GetVersion())
 
 	// It continues the same cycle: attempt 4 is next.
-	st := store.New(h.db.Pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st := store.New(h.db.Pool, slog.New(slog.DiscardHandler))
 	require.NoError(t, st.ReleaseLease(h.ctx, h.fence))
 	term, ok, err := st.AcquireLease(h.ctx, "replica-b", time.Hour)
 	require.NoError(t, err)

@@ -171,7 +171,7 @@ func (s *Store) Apply(ctx context.Context, fence *Fence, now time.Time, step fun
 		res := step(cur)
 		out.Result = res
 		if res.Err != nil || !res.Persist {
-			return nil
+			return nil //nolint:nilerr // a refused step commits nothing; its error travels in out.Result
 		}
 		for _, a := range res.Audits {
 			if err := insertAudit(ctx, tx, a, now); err != nil {

@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -30,7 +29,7 @@ func machine() revalidation.Machine {
 
 func newStore(t *testing.T) (*store.Store, *pgdbtest.DB) {
 	db := pgdbtest.NewDB(t)
-	return store.New(db.Pool, slog.New(slog.NewTextHandler(io.Discard, nil))), db
+	return store.New(db.Pool, slog.New(slog.DiscardHandler)), db
 }
 
 func TestInitialRow(t *testing.T) {

@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -226,7 +225,7 @@ func memSink(rtt time.Duration, want int) sink {
 // in-process relay, and stamps each DM when the fake solver has unwrapped
 // it.
 func relaygwSink(b *testing.B, e *env, want int) sink {
-	h := relaygwtest.Start(b, relaygwtest.Options{DB: e.db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := relaygwtest.Start(b, relaygwtest.Options{DB: e.db, Logger: slog.New(slog.DiscardHandler)})
 	solver := fakesolver.Start(b, h.Relay.URL())
 	stamps := newStampSender(0, want)
 	go func() {

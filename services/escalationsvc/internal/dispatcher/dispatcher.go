@@ -182,7 +182,7 @@ func (d *Dispatcher) claim(ctx context.Context, n int) ([]handoff.Handoff, error
 	claimed, err := handoff.Claim(ctx, d.opts.Pool, n, d.opts.Owner, d.opts.ClaimTimeout)
 	if err != nil {
 		if ctx.Err() == nil {
-			d.log.Error("phase4_dispatcher_cycle_failed", "err", err)
+			d.log.Error("phase4_dispatcher_cycle_failed", "error", err)
 		}
 		return nil, err
 	}
@@ -197,7 +197,7 @@ func (d *Dispatcher) rescue(ctx context.Context) {
 	r, err := handoff.Rescue(ctx, d.opts.Pool, d.opts.MaxErrors)
 	if err != nil {
 		if ctx.Err() == nil {
-			d.log.Error("phase4: rescue of expired claims failed", "err", err)
+			d.log.Error("phase4: rescue of expired claims failed", "error", err)
 		}
 		return
 	}
@@ -239,7 +239,7 @@ func (d *Dispatcher) Process(ctx context.Context, h *handoff.Handoff) {
 	dispute, found, err := d.store.Dispute(ctx, pkg.DisputeID)
 	if err != nil {
 		if ctx.Err() == nil {
-			log.Error("phase4_dispatch: dispute lookup failed (transient DB error); handoff remains unconsumed for the next cycle", "err", err)
+			log.Error("phase4_dispatch: dispute lookup failed (transient DB error); handoff remains unconsumed for the next cycle", "error", err)
 		}
 		d.retry(ctx, log, h, err)
 		return
@@ -283,14 +283,14 @@ func (d *Dispatcher) Process(ctx context.Context, h *handoff.Handoff) {
 	recipients, err := d.sendAll(ctx, log, h, dec.Recipients, body)
 	if err != nil {
 		if ctx.Err() == nil {
-			log.Warn("phase4_dispatch: relaygw unavailable; handoff returns to the queue (repeated sends are idempotent)", "err", err)
+			log.Warn("phase4_dispatch: relaygw unavailable; handoff returns to the queue (repeated sends are idempotent)", "error", err)
 		}
 		d.retry(ctx, log, h, err)
 		return
 	}
 	if d.opts.afterSend != nil {
 		if err := d.opts.afterSend(h); err != nil {
-			log.Warn("phase4_dispatch: abandoned after send (test crash)", "err", err)
+			log.Warn("phase4_dispatch: abandoned after send (test crash)", "error", err)
 			return
 		}
 	}
@@ -323,10 +323,10 @@ func (d *Dispatcher) Process(ctx context.Context, h *handoff.Handoff) {
 	case errors.Is(err, store.ErrAlreadyDispatched):
 		log.Warn("phase4_dispatch: handoff already has a dispatch row; consuming it")
 		if err := handoff.Complete(wctx, d.opts.Pool, h.Lease(), handoff.OutcomeDispatched); err != nil {
-			log.Error("phase4_dispatch: complete failed", "err", err)
+			log.Error("phase4_dispatch: complete failed", "error", err)
 		}
 	default:
-		log.Error("phase4_dispatch: record_successful_dispatch failed AFTER send; next cycle will re-dispatch per the at-least-once semantics", "err", err)
+		log.Error("phase4_dispatch: record_successful_dispatch failed AFTER send; next cycle will re-dispatch per the at-least-once semantics", "error", err)
 		d.retry(ctx, log, h, err)
 	}
 }
@@ -405,7 +405,7 @@ func (d *Dispatcher) parseFailed(ctx context.Context, log *slog.Logger, h *hando
 		if errors.Is(err, handoff.ErrLeaseLost) {
 			return
 		}
-		log.Error("phase4_dispatch: record_parse_failed failed; handoff remains unconsumed", "err", err)
+		log.Error("phase4_dispatch: record_parse_failed failed; handoff remains unconsumed", "error", err)
 		d.retry(ctx, log, h, err)
 		return
 	}
@@ -424,7 +424,7 @@ func (d *Dispatcher) park(ctx context.Context, log *slog.Logger, h *handoff.Hand
 		if reason == handoff.ParkUnroutable {
 			what = "record_unroutable"
 		}
-		log.Error("phase4_dispatch: "+what+" failed; handoff remains unconsumed", "err", err)
+		log.Error("phase4_dispatch: "+what+" failed; handoff remains unconsumed", "error", err)
 		d.retry(ctx, log, h, err)
 		return
 	}
@@ -449,14 +449,14 @@ func (d *Dispatcher) retry(ctx context.Context, log *slog.Logger, h *handoff.Han
 		// Interrupted by a shutdown, not an error of the handoff: let
 		// another replica take it now.
 		if err := handoff.Release(wctx, d.opts.Pool, h.Lease()); err != nil && !errors.Is(err, handoff.ErrLeaseLost) {
-			log.Error("phase4_dispatch: could not release the handoff at shutdown; its claim will expire", "err", err)
+			log.Error("phase4_dispatch: could not release the handoff at shutdown; its claim will expire", "error", err)
 		}
 		return
 	}
 	st, err := handoff.Retry(wctx, d.opts.Pool, h.Lease(), d.opts.RetryBackoff(h.ConsecutiveErrors+1), truncate(cause.Error(), 1000), d.opts.MaxErrors)
 	if err != nil {
 		if !errors.Is(err, handoff.ErrLeaseLost) {
-			log.Error("phase4_dispatch: could not return the handoff to the queue; its claim will expire", "err", err)
+			log.Error("phase4_dispatch: could not return the handoff to the queue; its claim will expire", "error", err)
 		}
 		return
 	}

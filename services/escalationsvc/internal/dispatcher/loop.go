@@ -148,7 +148,7 @@ func (d *Dispatcher) WakeUnroutable(ctx context.Context) {
 		return
 	}
 	if n, err := handoff.WakeParked(ctx, d.opts.Pool, handoff.ParkUnroutable); err != nil {
-		d.log.Warn("phase4: could not wake handoffs parked as unroutable", "err", err)
+		d.log.Warn("phase4: could not wake handoffs parked as unroutable", "error", err)
 	} else if n > 0 {
 		d.log.Info("phase4: configuration is routable; handoffs parked as unroutable are due again", "count", n)
 	}
@@ -182,7 +182,7 @@ func (d *Dispatcher) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 			if _, err := handoff.Extend(ctx, d.opts.Pool, d.opts.Owner, d.opts.ClaimTimeout); err != nil && ctx.Err() == nil {
-				d.log.Warn("phase4: could not extend handoff claims", "err", err)
+				d.log.Warn("phase4: could not extend handoff claims", "error", err)
 			}
 		}
 	}
@@ -207,7 +207,7 @@ func (d *Dispatcher) listen(ctx context.Context, wake chan<- struct{}, ready cha
 		if ctx.Err() != nil {
 			return
 		}
-		d.log.Warn("phase4: LISTEN connection lost; polling until it is back", "err", err, "retry_in", backoff)
+		d.log.Warn("phase4: LISTEN connection lost; polling until it is back", "error", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			return

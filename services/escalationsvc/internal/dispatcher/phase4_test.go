@@ -8,6 +8,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -114,7 +115,7 @@ func TestTargetedWriteSolverReceivesDM(t *testing.T) {
 	})
 }
 
-func jsonNum(n int64) string { b, _ := json.Marshal(n); return string(b) }
+func jsonNum(n int64) string { return strconv.FormatInt(n, 10) }
 
 // B17 #3.
 func TestBroadcastToAllWriteSolversWhenAssignedUnknown(t *testing.T) {
@@ -164,6 +165,7 @@ func TestDisputeScopedHandoffEmitsNoneSessionMarker(t *testing.T) {
 		lines := strings.Split(body, "\n")
 		jsonLine := lines[len(lines)-1]
 		require.NotContains(t, jsonLine, "session_id")
+		//nolint:testifylint // byte-exact on purpose: the key order is part of the DM contract
 		require.Equal(t, `{"dispute_id":"d-1","trigger":"conflicting_claims","evidence_refs":[],"prompt_bundle_id":"phase3-default","policy_hash":"hash-1","rationale_refs":["9f86d081884c"],"assembled_at":1745000000}`, jsonLine)
 	})
 }
@@ -295,7 +297,8 @@ func TestZeroWriteSolversFallbackOffRecordsUnroutable(t *testing.T) {
 		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 			var rec map[string]any
 			require.NoError(t, json.Unmarshal([]byte(line), &rec))
-			if strings.HasPrefix(rec["msg"].(string), "phase4_unroutable — no write-permission solver configured") {
+			msg, _ := rec["msg"].(string)
+			if strings.HasPrefix(msg, "phase4_unroutable — no write-permission solver configured") {
 				errs++
 				require.Equal(t, "ERROR", rec["level"])
 				require.Equal(t, "d-1", rec["dispute_id"])

@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -48,7 +47,7 @@ type relaygwWorld struct {
 func newRelaygwWorld(t *testing.T, e *env) world {
 	h := relaygwtest.Start(t, relaygwtest.Options{
 		DB:     e.db,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	return &relaygwWorld{t: t, h: h}
 }

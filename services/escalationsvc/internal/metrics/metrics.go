@@ -105,7 +105,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	st, err := handoff.QueueStats(ctx, c.pool)
 	if err != nil {
 		if c.log != nil {
-			c.log.Warn("queue metrics unavailable", "err", err)
+			c.log.Warn("queue metrics unavailable", "error", err)
 		}
 		return
 	}

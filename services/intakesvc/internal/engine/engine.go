@@ -496,13 +496,14 @@ func (e *Engine) apply(ctx context.Context, rev event.Revision) error {
 		}
 		// Senders are far behind (or stopping): never hold up intake; hand
 		// the rest back to the outbox, where the poller finds them.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
 		var ids []int64
 		for _, j := range res.Claimed[i:] {
 			ids = append(ids, j.ID)
 		}
-		if err := e.st.ReleaseJobs(rctx, ids); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		err := e.st.ReleaseJobs(rctx, ids)
+		cancel()
+		if err != nil {
 			log.Debug("release notification jobs failed; their leases will expire", "error", err)
 		}
 		e.pokePoller()
@@ -1079,7 +1080,7 @@ func (e *Engine) listenOnce(ctx context.Context) error {
 		unl, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
 		if _, err := conn.Exec(unl, "UNLISTEN *"); err != nil {
-			conn.Conn().Close(unl) //nolint:errcheck // the pool drops a closed conn
+			conn.Conn().Close(unl) // the pool drops a closed conn
 		}
 	}()
 	e.changes.Fire()

@@ -65,7 +65,7 @@ func TestParse(t *testing.T) {
 		rev, err := event.Parse(ev, event.KindDispute, sig, pk)
 		require.NoError(t, err)
 		require.Equal(t, "unknown", rev.Initiator)
-		require.Equal(t, "", rev.InitiatorRaw)
+		require.Empty(t, rev.InitiatorRaw)
 		require.EqualValues(t, 1755799999, rev.OpenedAt)
 	})
 	t.Run("UnrecognisedInitiatorIsUnknown", func(t *testing.T) {

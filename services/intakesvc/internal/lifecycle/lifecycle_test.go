@@ -1,7 +1,6 @@
 package lifecycle_test
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -34,7 +33,7 @@ func TestTransitions(t *testing.T) {
 				}
 				require.ErrorIs(t, err, lifecycle.ErrInvalidTransition)
 				var te *lifecycle.TransitionError
-				require.True(t, errors.As(err, &te))
+				require.ErrorAs(t, err, &te)
 				require.Equal(t, "invalid state transition: "+string(from)+" -> "+string(to), err.Error())
 			})
 		}

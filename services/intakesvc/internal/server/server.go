@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -109,7 +110,10 @@ func (s *Server) ListDisputes(ctx context.Context, req *intakesvcv1.ListDisputes
 		out.Disputes = append(out.Disputes, DisputeProto(d))
 	}
 	if next != nil {
-		raw, _ := json.Marshal(next)
+		raw, err := json.Marshal(next)
+		if err != nil {
+			return nil, fmt.Errorf("encode page token: %w", err)
+		}
 		out.NextPageToken = base64.RawURLEncoding.EncodeToString(raw)
 	}
 	return out, nil

@@ -367,7 +367,7 @@ func TestCompleteDeliveredBatchMovesNewDisputesOnce(t *testing.T) {
 		res, err := s.ApplyRevisionClaim(ctx, rev(d, "e-"+d, 100, "initiated", 0), []string{"s1", "s2"}, t0, time.Minute)
 		require.NoError(t, err)
 		require.Len(t, res.Claimed, 2, "leased with the insert")
-		require.Equal(t, res.JobIDs, []int64{res.Claimed[0].ID, res.Claimed[1].ID})
+		require.Equal(t, []int64{res.Claimed[0].ID, res.Claimed[1].ID}, res.JobIDs)
 		for _, j := range res.Claimed {
 			require.Equal(t, 1, j.Attempts)
 			require.Equal(t, lifecycle.New, j.State)

@@ -1,5 +1,7 @@
-// Package store reads mediationsvc's tables: mediation_sessions and the
-// mediation_events audit log.
+// Package store is mediationsvc's SQL: it reads mediation_sessions and the
+// mediation_events audit log, and owns the reasoning tables (the rationale
+// store with its occurrences, and the prompt bundles kept by hash). It takes
+// decisions as inputs and never makes them.
 package store
 
 import (

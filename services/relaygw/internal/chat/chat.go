@@ -52,6 +52,7 @@ import (
 	"github.com/serbero/serbero/services/relaygw/internal/identity"
 	"github.com/serbero/serbero/services/relaygw/internal/notify"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
+	"github.com/serbero/serbero/services/relaygw/internal/reason"
 	"github.com/serbero/serbero/services/relaygw/internal/store"
 	"github.com/serbero/serbero/services/relaygw/internal/verify"
 )
@@ -82,7 +83,7 @@ const MaxChannelsPerREQ = 100
 const Page = 100
 
 // MaxKeyLen bounds an idempotency key.
-const MaxKeyLen = 256
+const MaxKeyLen = reason.MaxKeyLen
 
 // MaxRetire bounds the channels one RetireChatChannels call names.
 const MaxRetire = 1000
@@ -236,7 +237,7 @@ func (m *Manager) derive(party string) (store.ChatChannel, mchat.Channel, error)
 	}
 	ck, err := mchat.Derive(m.o.Identity.Keys(), party)
 	if err != nil {
-		return store.ChatChannel{}, mchat.Channel{}, apperr.InvalidArgument("party_trade_pubkey cannot form a chat channel with Serbero's key")
+		return store.ChatChannel{}, mchat.Channel{}, reason.With(apperr.InvalidArgument("party_trade_pubkey cannot form a chat channel with Serbero's key"), reason.InvalidRecipient)
 	}
 	return store.ChatChannel{Party: party, V1Shared: ck.SharedPubkey(), V2Conv: ck.ConvPubkey(), V2Sign: ck.SignPubkey()}, ck, nil
 }
@@ -263,7 +264,7 @@ func (m *Manager) Register(ctx context.Context, parties []string) ([]string, err
 			if ch != nil {
 				m.remove(c.Party) // lines of an unregistered channel cannot be stored
 			}
-			return nil, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
+			return nil, reason.With(apperr.Wrap(apperr.KindUnavailable, err, "database unavailable"), reason.StoreUnavailable)
 		}
 		if ch != nil {
 			touched = append(touched, ch)
@@ -279,10 +280,10 @@ func (m *Manager) Register(ctx context.Context, parties []string) ([]string, err
 // how many this call retired.
 func (m *Manager) Retire(ctx context.Context, parties []string) (int, error) {
 	if len(parties) == 0 {
-		return 0, apperr.InvalidArgument("party_trade_pubkeys must name at least one party")
+		return 0, reason.With(apperr.InvalidArgument("party_trade_pubkeys must name at least one party"), reason.InvalidRequest)
 	}
 	if len(parties) > MaxRetire {
-		return 0, apperr.InvalidArgument("party_trade_pubkeys names %d parties; at most %d per call", len(parties), MaxRetire)
+		return 0, reason.With(apperr.InvalidArgument("party_trade_pubkeys names %d parties; at most %d per call", len(parties), MaxRetire), reason.InvalidRequest)
 	}
 	norm := make([]string, 0, len(parties))
 	for _, p := range parties {
@@ -296,7 +297,7 @@ func (m *Manager) Retire(ctx context.Context, parties []string) (int, error) {
 	defer m.upd.Unlock()
 	retired, err := m.o.Store.RetireChatChannels(ctx, norm)
 	if err != nil {
-		return 0, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
+		return 0, reason.With(apperr.Wrap(apperr.KindUnavailable, err, "database unavailable"), reason.StoreUnavailable)
 	}
 	var touched []*chunk
 	for _, p := range norm {
@@ -361,7 +362,7 @@ func (m *Manager) remove(party string) *chunk {
 func normalizeParty(p string) (string, error) {
 	p = strings.ToLower(strings.TrimSpace(p))
 	if !keys.ValidPubkey(p) {
-		return "", apperr.InvalidArgument("party_trade_pubkey is not a valid public key (want 64 hex characters)")
+		return "", reason.With(apperr.InvalidArgument("party_trade_pubkey is not a valid public key (want 64 hex characters)"), reason.InvalidRecipient)
 	}
 	return p, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/serbero/serbero/pkg/apperr"
 	mchat "github.com/serbero/serbero/pkg/mostro/chat"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
+	"github.com/serbero/serbero/services/relaygw/internal/reason"
 	"github.com/serbero/serbero/services/relaygw/internal/store"
 )
 
@@ -31,21 +32,21 @@ func (m *Manager) Send(ctx context.Context, party, text, key string) (SendResult
 		return SendResult{}, err
 	}
 	if strings.TrimSpace(text) == "" {
-		return SendResult{}, apperr.InvalidArgument("text must not be empty")
+		return SendResult{}, reason.With(apperr.InvalidArgument("text must not be empty"), reason.InvalidBody)
 	}
-	if key == "" || len(key) > MaxKeyLen {
-		return SendResult{}, apperr.InvalidArgument("idempotency_key is required and at most %d bytes", MaxKeyLen)
+	if err := reason.CheckKey(key); err != nil {
+		return SendResult{}, err
 	}
 	mac := m.o.Identity.Fingerprint("chat", party, text)
 	log := m.o.Logger.With("idempotency_key", key, "party_trade_pubkey", party)
 	if rec, ok, err := m.o.Store.GetChatSend(ctx, key); err != nil {
-		return SendResult{}, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
+		return SendResult{}, reason.With(apperr.Wrap(apperr.KindUnavailable, err, "database unavailable"), reason.StoreUnavailable)
 	} else if ok {
 		return m.again(ctx, log, rec, party, mac)
 	}
 	ck, err := mchat.Derive(m.o.Identity.Keys(), party)
 	if err != nil {
-		return SendResult{}, apperr.InvalidArgument("party_trade_pubkey cannot form a chat channel with Serbero's key")
+		return SendResult{}, reason.With(apperr.InvalidArgument("party_trade_pubkey cannot form a chat channel with Serbero's key"), reason.InvalidRecipient)
 	}
 	now := m.o.Now()
 	outer, inner, err := mchat.BuildV2(ck, m.o.Identity.Keys(), text, now)
@@ -62,12 +63,12 @@ func (m *Manager) Send(ctx context.Context, party, text, key string) (SendResult
 	}
 	inserted, err := m.o.Store.InsertChatSend(ctx, rec)
 	if err != nil {
-		return SendResult{}, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
+		return SendResult{}, reason.With(apperr.Wrap(apperr.KindUnavailable, err, "database unavailable"), reason.StoreUnavailable)
 	}
 	if !inserted {
 		got, ok, err := m.o.Store.GetChatSend(ctx, key)
 		if err != nil || !ok {
-			return SendResult{}, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
+			return SendResult{}, reason.With(apperr.Wrap(apperr.KindUnavailable, err, "database unavailable"), reason.StoreUnavailable)
 		}
 		return m.again(ctx, log, got, party, mac)
 	}
@@ -77,7 +78,7 @@ func (m *Manager) Send(ctx context.Context, party, text, key string) (SendResult
 
 func (m *Manager) again(ctx context.Context, log *slog.Logger, rec store.ChatSend, party, mac string) (SendResult, error) {
 	if rec.Party != party || rec.RequestMAC != mac {
-		return SendResult{}, apperr.InvalidArgument("idempotency_key was already used for a different party or text")
+		return SendResult{}, reason.With(apperr.InvalidArgument("idempotency_key was already used for a different party or text"), reason.IdempotencyConflict)
 	}
 	if rec.DeliveredAt != nil {
 		r := SendResult{InnerID: rec.InnerID, InnerCreatedAt: rec.InnerCreatedAt, V2ID: rec.V2.ID, Delivered: true, Duplicate: true}

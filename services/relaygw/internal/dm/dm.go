@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/serbero/serbero/pkg/apperr"
@@ -30,13 +31,14 @@ import (
 	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/services/relaygw/internal/identity"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
+	"github.com/serbero/serbero/services/relaygw/internal/reason"
 	"github.com/serbero/serbero/services/relaygw/internal/store"
 )
 
 // MaxKeyLen bounds an idempotency key.
-const MaxKeyLen = 256
+const MaxKeyLen = reason.MaxKeyLen
 
-var errBadRecipient = apperr.InvalidArgument("recipient_pubkey is not a valid public key (want 64 hex characters or an npub naming a secp256k1 point)")
+var errBadRecipient = reason.With(apperr.InvalidArgument("recipient_pubkey is not a valid public key (want 64 hex characters or an npub naming a secp256k1 point)"), reason.InvalidRecipient)
 
 // Sender sends DMs.
 type Sender struct {
@@ -49,9 +51,25 @@ type Sender struct {
 	ins     *inserter
 }
 
-// New builds a Sender; its metric is registered on reg (nil: none).
-func New(id *identity.Identity, st *store.Store, p *pool.Pool, log *slog.Logger, reg prometheus.Registerer) (*Sender, error) {
-	s := &Sender{id: id, store: st, pool: p, log: log, marks: newMarks(st, log), ins: &inserter{store: st}, results: prometheus.NewCounterVec(prometheus.CounterOpts{
+// Options configures a Sender.
+type Options struct {
+	Identity *identity.Identity
+	Store    *store.Store
+	Pool     *pool.Pool
+	Logger   *slog.Logger
+	// Registerer receives the Sender's metric (nil: none).
+	Registerer prometheus.Registerer
+	// Clock times the batched delivery marks (nil: the real clock).
+	Clock clockwork.Clock
+}
+
+// New builds a Sender.
+func New(o Options) (*Sender, error) {
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
+	}
+	st, log, reg := o.Store, o.Logger, o.Registerer
+	s := &Sender{id: o.Identity, store: st, pool: o.Pool, log: log, marks: newMarks(st, log, o.Clock), ins: &inserter{store: st}, results: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "serbero_relaygw_dms_total",
 		Help: "SendDirectMessage calls by result (delivered, undelivered, duplicate_delivered, republished_delivered, republished_undelivered).",
 	}, []string{"result"})}
@@ -81,11 +99,11 @@ func (s *Sender) Send(ctx context.Context, recipient, body, key string) (Result,
 	if err != nil {
 		return Result{}, errBadRecipient
 	}
-	if key == "" || len(key) > MaxKeyLen {
-		return Result{}, apperr.InvalidArgument("idempotency_key is required and at most %d bytes", MaxKeyLen)
+	if err := reason.CheckKey(key); err != nil {
+		return Result{}, err
 	}
 	if strings.TrimSpace(body) == "" {
-		return Result{}, apperr.InvalidArgument("body must not be empty")
+		return Result{}, reason.With(apperr.InvalidArgument("body must not be empty"), reason.InvalidBody)
 	}
 	mac := s.id.Fingerprint("dm", pk, body)
 	log := s.log.With("idempotency_key", key, "recipient", pk)
@@ -102,12 +120,12 @@ func (s *Sender) Send(ctx context.Context, recipient, body, key string) (Result,
 	}
 	inserted, err := s.ins.insert(ctx, store.DMRecord{Key: key, Recipient: pk, RequestMAC: mac, Event: wrap})
 	if err != nil {
-		return Result{}, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
+		return Result{}, err
 	}
 	if !inserted {
 		rec, ok, err := s.store.GetDM(ctx, key)
 		if err != nil || !ok {
-			return Result{}, apperr.Wrap(apperr.KindUnavailable, err, "database unavailable")
+			return Result{}, errStore(err)
 		}
 		return s.again(ctx, log, rec, pk, mac)
 	}
@@ -122,7 +140,7 @@ func (s *Sender) Send(ctx context.Context, recipient, body, key string) (Result,
 // again handles a key seen before: same request or refusal.
 func (s *Sender) again(ctx context.Context, log *slog.Logger, rec store.DMRecord, pk, mac string) (Result, error) {
 	if rec.Recipient != pk || rec.RequestMAC != mac {
-		return Result{}, apperr.InvalidArgument("idempotency_key was already used for a different recipient or body")
+		return Result{}, reason.With(apperr.InvalidArgument("idempotency_key was already used for a different recipient or body"), reason.IdempotencyConflict)
 	}
 	if rec.DeliveredAt != nil || s.marks.delivered(rec.Key) {
 		s.results.WithLabelValues("duplicate_delivered").Inc()
@@ -134,6 +152,12 @@ func (s *Sender) again(ctx context.Context, log *slog.Logger, rec store.DMRecord
 	s.results.WithLabelValues(label("republished_", delivered)).Inc()
 	log.Info("dm republished", "event_id", rec.Event.ID, "delivered", delivered, "relays", summary(results))
 	return Result{EventID: rec.Event.ID, Delivered: delivered, Duplicate: true, Results: results}, nil
+}
+
+// errStore is the failure of a database round trip: retryable, nothing
+// was published.
+func errStore(err error) error {
+	return reason.With(apperr.Wrap(apperr.KindUnavailable, err, "database unavailable"), reason.StoreUnavailable)
 }
 
 func label(prefix string, delivered bool) string {

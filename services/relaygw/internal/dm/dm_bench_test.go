@@ -68,7 +68,7 @@ func BenchmarkDMGateway(b *testing.B) {
 	const inFlight = 64
 	db := pgdbtest.NewDB(b)
 	id := identity.FromKeys(keys.Generate())
-	s, err := dm.New(id, store.New(db.Pool), pool.New(pool.Options{}), slog.New(slog.DiscardHandler), nil)
+	s, err := dm.New(dm.Options{Identity: id, Store: store.New(db.Pool), Pool: pool.New(pool.Options{}), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func BenchmarkDMEndToEnd(b *testing.B) {
 	defer cancel()
 	go p.Run(ctx)
 	require.Eventually(b, func() bool { return p.Connected() == 1 }, 10*time.Second, time.Millisecond)
-	s, err := dm.New(id, store.New(db.Pool), p, slog.New(slog.DiscardHandler), nil)
+	s, err := dm.New(dm.Options{Identity: id, Store: store.New(db.Pool), Pool: p, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,9 +2,13 @@ package dm
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/serbero/serbero/pkg/apperr"
 	"github.com/serbero/serbero/services/relaygw/internal/store"
 )
 
@@ -71,20 +75,73 @@ func (in *inserter) run() {
 			return
 		}
 		in.mu.Unlock()
-		recs := make([]store.DMRecord, len(batch))
+		in.write(batch)
+	}
+}
+
+// write stores one batch in one statement. When Postgres refuses the
+// statement for its data (a constraint, a value it cannot hold), one record
+// may be at fault: each record is
+// then stored on its own, so only the bad one fails and the others go on.
+// Any other failure (connection, timeout) fails the whole batch as
+// retryable.
+func (in *inserter) write(batch []*insertReq) {
+	recs := make([]store.DMRecord, len(batch))
+	for i, r := range batch {
+		recs[i] = r.rec
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), insertTimeout)
+	inserted, err := in.store.InsertDMs(ctx, recs)
+	cancel()
+	if err == nil {
 		for i, r := range batch {
-			recs[i] = r.rec
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), insertTimeout)
-		inserted, err := in.store.InsertDMs(ctx, recs)
-		cancel()
-		for i, r := range batch {
-			if err != nil {
-				r.err = err
-			} else {
-				r.inserted = inserted[i]
-			}
+			r.inserted = inserted[i]
 			close(r.done)
 		}
+		return
 	}
+	if !refused(err) || len(batch) == 1 {
+		for _, r := range batch {
+			r.err = classify(err)
+			close(r.done)
+		}
+		return
+	}
+	for _, r := range batch {
+		ctx, cancel := context.WithTimeout(context.Background(), insertTimeout)
+		one, err := in.store.InsertDMs(ctx, []store.DMRecord{r.rec})
+		cancel()
+		if err != nil {
+			r.err = classify(err)
+		} else {
+			r.inserted = one[0]
+		}
+		close(r.done)
+	}
+}
+
+// refused reports whether Postgres refused the statement for the data in
+// it (a data exception, a constraint, a value past a limit: SQLSTATE
+// classes 22, 23 and 54), as opposed to not answering or not accepting the
+// connection (which are about the database, not the data).
+func refused(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "22", "23", "54":
+		return true
+	}
+	return false
+}
+
+// classify turns an insert failure into the Send error: a record Postgres
+// refuses fails the same way on every retry (Internal, not retryable
+// Unavailable); anything else is the database being unreachable.
+func classify(err error) error {
+	if refused(err) {
+		return apperr.Wrap(apperr.KindInternal, err, "the DM could not be recorded")
+	}
+	return errStore(err)
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/serbero/serbero/services/relaygw/internal/store"
 )
 
@@ -22,6 +24,7 @@ const flushDelay = 20 * time.Millisecond
 type marks struct {
 	store *store.Store
 	log   *slog.Logger
+	clock clockwork.Clock
 
 	mu        sync.Mutex
 	pending   map[string]*store.DMAttempt
@@ -30,8 +33,8 @@ type marks struct {
 	backoff   time.Duration
 }
 
-func newMarks(st *store.Store, log *slog.Logger) *marks {
-	return &marks{store: st, log: log, pending: map[string]*store.DMAttempt{}, backoff: flushDelay}
+func newMarks(st *store.Store, log *slog.Logger, clock clockwork.Clock) *marks {
+	return &marks{store: st, log: log, clock: clock, pending: map[string]*store.DMAttempt{}, backoff: flushDelay}
 }
 
 func (m *marks) add(key string, delivered bool) {
@@ -52,7 +55,7 @@ func (m *marks) add(key string, delivered bool) {
 	}
 	if !m.scheduled {
 		m.scheduled = true
-		time.AfterFunc(flushDelay, m.flush)
+		m.clock.AfterFunc(flushDelay, m.flush)
 	}
 }
 
@@ -85,7 +88,7 @@ func (m *marks) flush() {
 	if err != nil {
 		m.log.Warn("could not record dm deliveries yet; retrying", "dms", len(batch), "error", err)
 		m.backoff = min(2*m.backoff, 5*time.Second)
-		time.AfterFunc(m.backoff, m.flush)
+		m.clock.AfterFunc(m.backoff, m.flush)
 		return
 	}
 	m.backoff = flushDelay
@@ -103,7 +106,7 @@ func (m *marks) flush() {
 		}
 	}
 	if len(m.pending) > 0 && !m.closed {
-		time.AfterFunc(flushDelay, m.flush)
+		m.clock.AfterFunc(flushDelay, m.flush)
 		return
 	}
 	m.scheduled = false

@@ -9,8 +9,8 @@ import (
 	"context"
 	"log/slog"
 	"sync"
-	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -48,14 +48,19 @@ type Cache struct {
 	log      *slog.Logger
 	rejected *prometheus.CounterVec
 	changed  *notify.Notifier
+	clock    clockwork.Clock
 
 	mu   sync.Mutex
 	info *Info
 }
 
-// New builds the cache for the node mostroPubkey.
-func New(mostroPubkey string, st *store.Store, log *slog.Logger, rejected *prometheus.CounterVec) *Cache {
-	return &Cache{mostro: mostroPubkey, store: st, log: log, rejected: rejected, changed: notify.New()}
+// New builds the cache for the node mostroPubkey; clock stamps FetchedAt
+// (nil: the real clock).
+func New(mostroPubkey string, st *store.Store, log *slog.Logger, rejected *prometheus.CounterVec, clock clockwork.Clock) *Cache {
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	return &Cache{mostro: mostroPubkey, store: st, log: log, rejected: rejected, changed: notify.New(), clock: clock}
 }
 
 // Load reads the persisted info (at start), unless newer info was cached
@@ -137,7 +142,7 @@ func (c *Cache) Handle(ctx context.Context, relayURL string, ev *nostr.Event) er
 	if _, err := c.store.UpsertMostroInfo(ctx, in); err != nil {
 		return err
 	}
-	in.FetchedAt = time.Now()
+	in.FetchedAt = c.clock.Now()
 	c.mu.Lock()
 	if c.info == nil || in.CreatedAt > c.info.CreatedAt || (in.CreatedAt == c.info.CreatedAt && in.EventID <= c.info.EventID) {
 		c.info = &in

@@ -26,12 +26,14 @@ package mostroreq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -41,6 +43,7 @@ import (
 	"github.com/serbero/serbero/services/relaygw/internal/identity"
 	"github.com/serbero/serbero/services/relaygw/internal/mostroinfo"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
+	"github.com/serbero/serbero/services/relaygw/internal/reason"
 )
 
 // Subscription keys.
@@ -74,8 +77,8 @@ type Options struct {
 	Logger     *slog.Logger
 	Rejected   *prometheus.CounterVec
 	Registerer prometheus.Registerer
-	// Now is the clock (default time.Now).
-	Now func() time.Time
+	// Clock is the clock (nil: the real one).
+	Clock clockwork.Clock
 }
 
 // Requester sends requests and matches replies.
@@ -122,8 +125,8 @@ type Response struct {
 
 // New builds a Requester.
 func New(o Options) (*Requester, error) {
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
 	}
 	r := &Requester{o: o, pending: map[string][]*waiter{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -153,7 +156,7 @@ func (r *Requester) Specs(_ pool.Cursors, margin time.Duration) []pool.Spec {
 		{
 			Key: SubKeyV1,
 			Filters: func(context.Context, string) (nostr.Filters, error) {
-				since := nostr.Timestamp(r.o.Now().Add(-r.o.Lookback).Unix())
+				since := nostr.Timestamp(r.o.Clock.Now().Add(-r.o.Lookback).Unix())
 				return nostr.Filters{{Kinds: []int{mostro.KindGiftWrap}, Tags: nostr.TagMap{"p": {self}}, Since: &since}}, nil
 			},
 			Handle: r.handle,
@@ -161,7 +164,7 @@ func (r *Requester) Specs(_ pool.Cursors, margin time.Duration) []pool.Spec {
 		{
 			Key: SubKeyV2,
 			Filters: func(context.Context, string) (nostr.Filters, error) {
-				since := nostr.Timestamp(r.o.Now().Add(-v2Back).Unix())
+				since := nostr.Timestamp(r.o.Clock.Now().Add(-v2Back).Unix())
 				return nostr.Filters{{Kinds: []int{mostro.KindDirect}, Authors: []string{r.o.Mostro}, Tags: nostr.TagMap{"p": {self}}, Since: &since}}, nil
 			},
 			Handle: r.handle,
@@ -183,15 +186,15 @@ func (r *Requester) handle(_ context.Context, relayURL string, ev *nostr.Event) 
 	}
 	rec, err := transport.Open(*ev, r.o.Identity.Keys(), transport.OpenOptions{})
 	if err != nil {
-		reason := "malformed"
+		why := "malformed"
 		switch {
-		case err == transport.ErrNotForMe:
-			reason = "not_for_me"
-		case strings.Contains(err.Error(), "signature"):
-			reason = "bad_signature"
+		case errors.Is(err, transport.ErrNotForMe):
+			why = "not_for_me"
+		case errors.Is(err, transport.ErrBadSignature):
+			why = "bad_signature"
 		}
-		r.o.Rejected.WithLabelValues("mostro_replies", reason).Inc()
-		r.o.Logger.Debug("ignored an event on the mostro reply subscription", "relay", relayURL, "event_id", ev.ID, "reason", reason)
+		r.o.Rejected.WithLabelValues("mostro_replies", why).Inc()
+		r.o.Logger.Debug("ignored an event on the mostro reply subscription", "relay", relayURL, "event_id", ev.ID, "reason", why)
 		return nil
 	}
 	if rec.Sender != r.o.Mostro || rec.Identity != r.o.Mostro {
@@ -245,11 +248,11 @@ func aboutOtherDispute(m mostro.Message, id string) bool {
 // Send sends one request and waits for its reply.
 func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 	if req.Action != mostro.ActionAdminTakeDispute {
-		return Response{}, apperr.InvalidArgument("action %q cannot be sent", string(req.Action))
+		return Response{}, reason.With(apperr.InvalidArgument("action %q cannot be sent", string(req.Action)), reason.InvalidRequest)
 	}
 	id, err := mostro.NormalizeUUID(req.ID)
 	if err != nil {
-		return Response{}, apperr.InvalidArgument("id must be a UUID (the dispute id)")
+		return Response{}, reason.With(apperr.InvalidArgument("id must be a UUID (the dispute id)"), reason.InvalidRequest)
 	}
 	timeout := req.Timeout
 	if timeout <= 0 {
@@ -262,7 +265,7 @@ func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 		return Response{}, err
 	}
 	if info.ProtocolVersion != mostro.ProtocolV1 && info.ProtocolVersion != mostro.ProtocolV2 {
-		return Response{}, apperr.FailedPrecondition("the Mostro node advertises protocol version %d, which Serbero does not speak (1 or 2)", info.ProtocolVersion)
+		return Response{}, reason.With(apperr.FailedPrecondition("the Mostro node advertises protocol version %d, which Serbero does not speak (1 or 2)", info.ProtocolVersion), reason.ProtocolUnsupported)
 	}
 	version := transport.Version(info.ProtocolVersion)
 	// On v2, mostrod demands pow_first_contact from every sender outside
@@ -276,21 +279,21 @@ func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 	}
 	msg, err := mostro.NewAdminTakeDispute(uint8(version), id)
 	if err != nil {
-		return Response{}, apperr.InvalidArgument("invalid request: %v", err)
+		return Response{}, reason.With(apperr.InvalidArgument("invalid request: %v", err), reason.InvalidRequest)
 	}
 	labels := func(result string) prometheus.Counter {
 		return r.requests.WithLabelValues(string(req.Action), fmt.Sprint(int(version)), result)
 	}
 
-	w := &waiter{id: id, sentAt: r.o.Now(), reply: make(chan Reply, 1)}
+	w := &waiter{id: id, sentAt: r.o.Clock.Now(), reply: make(chan Reply, 1)}
 	r.mu.Lock()
 	r.pending[id] = append(r.pending[id], w)
 	r.mu.Unlock()
 	defer r.forget(w)
 
-	opts := transport.Options{Now: r.o.Now, PoW: difficulty}
+	opts := transport.Options{Now: r.o.Clock.Now, PoW: difficulty}
 	if version == transport.V2 {
-		opts.Expiration = r.o.Now().Add(RequestExpiration)
+		opts.Expiration = r.o.Clock.Now().Add(RequestExpiration)
 	}
 	ev, err := transport.Build(ctx, version, msg, r.o.Identity.Keys(), r.o.Mostro, opts)
 	if err != nil {
@@ -301,11 +304,11 @@ func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 	if !pool.AnyAccepted(results) {
 		labels("unpublished").Inc()
 		log.Warn("no relay accepted the mostro request", "relays", summary(results))
-		return Response{}, apperr.Unavailable("no relay accepted the request (%s)", summary(results))
+		return Response{}, reason.With(apperr.Unavailable("no relay accepted the request (%s)", summary(results)), reason.RelaysUnavailable)
 	}
 	log.Info("mostro request sent; waiting for the reply", "timeout", timeout.String())
 
-	t := time.NewTimer(timeout)
+	t := r.o.Clock.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case rep := <-w.reply:
@@ -316,10 +319,10 @@ func (r *Requester) Send(ctx context.Context, req Request) (Response, error) {
 		labels(result).Inc()
 		log.Info("mostro replied", "reply_action", string(rep.Message.Kind.Action), "reply_event_id", rep.EventID)
 		return Response{ProtocolVersion: int(version), RequestEventID: ev.ID, PoW: difficulty, Reply: rep}, nil
-	case <-t.C:
+	case <-t.Chan():
 		labels("timeout").Inc()
 		log.Warn("no reply from the mostro node", "timeout", timeout.String())
-		return Response{}, apperr.New(apperr.KindDeadlineExceeded, "no reply from the Mostro node within %s", timeout)
+		return Response{}, reason.With(apperr.New(apperr.KindDeadlineExceeded, "no reply from the Mostro node within %s", timeout), reason.Timeout)
 	case <-ctx.Done():
 		return Response{}, ctx.Err()
 	}

@@ -1,5 +1,6 @@
 // Package store is relaygw's Postgres access (tables relaygw_* of
-// migration 00004). Appends that readers follow by cursor (dispute events,
+// migrations 00004 and 00010); SQL only, every decision comes in as an
+// argument. Appends that readers follow by cursor (dispute events,
 // chat lines) are serialised with a transaction-level advisory lock, so a
 // cursor becomes visible only after every smaller one: a reader that has
 // seen cursor N never later finds a committed row below N.

@@ -192,6 +192,115 @@ func (ChatForm) EnumDescriptor() ([]byte, []int) {
 	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{2}
 }
 
+// SendErrorReason says why a relaygw call failed. relaygw attaches it to the
+// error as a google.rpc.ErrorInfo detail (domain "serbero", reason = the
+// value's full name, e.g. "SEND_ERROR_REASON_INVALID_RECIPIENT"); callers
+// switch on it (pkg/relaygwclient), never on the message text. The gRPC code
+// stays what it always was; the reason refines it. Permanent reasons fail
+// the same way on every retry of the same request: do not retry them.
+// Transient reasons may succeed later: retry with the same idempotency key,
+// which never produces a second message.
+type SendErrorReason int32
+
+const (
+	// No reason attached (an older relaygw, or a failure outside relaygw such
+	// as a dropped connection): classify by the gRPC code.
+	SendErrorReason_SEND_ERROR_REASON_UNSPECIFIED SendErrorReason = 0
+	// Permanent. The recipient (SendDirectMessage.recipient_pubkey) or party
+	// (party_trade_pubkey) is not a valid public key: not 64 hex characters or
+	// an npub, or not a point on secp256k1. Code INVALID_ARGUMENT.
+	SendErrorReason_SEND_ERROR_REASON_INVALID_RECIPIENT SendErrorReason = 1
+	// Permanent. The idempotency key is empty, longer than 256 bytes, not
+	// UTF-8, or holds a control character (NUL included). Code
+	// INVALID_ARGUMENT.
+	SendErrorReason_SEND_ERROR_REASON_INVALID_IDEMPOTENCY_KEY SendErrorReason = 2
+	// Permanent. The idempotency key was already used for a different
+	// recipient, party, body or text. Code INVALID_ARGUMENT.
+	SendErrorReason_SEND_ERROR_REASON_IDEMPOTENCY_CONFLICT SendErrorReason = 3
+	// Permanent. The body or text is empty or blank. Code INVALID_ARGUMENT.
+	SendErrorReason_SEND_ERROR_REASON_INVALID_BODY SendErrorReason = 4
+	// Transient. No relay accepted the event (none connected, all refused or
+	// timed out). SendMostroRequest only (code UNAVAILABLE):
+	// SendDirectMessage and SendChatMessage report this as delivered = false
+	// with per-relay results instead of an error.
+	SendErrorReason_SEND_ERROR_REASON_RELAYS_UNAVAILABLE SendErrorReason = 5
+	// Transient. relaygw's database could not record the request; nothing was
+	// published. Code UNAVAILABLE.
+	SendErrorReason_SEND_ERROR_REASON_STORE_UNAVAILABLE SendErrorReason = 6
+	// Transient. No info event (kind 38385) of the Mostro node has been
+	// received yet. GetMostroInfo; code FAILED_PRECONDITION.
+	SendErrorReason_SEND_ERROR_REASON_NODE_INFO_UNAVAILABLE SendErrorReason = 7
+	// Permanent until the node changes. The Mostro node advertises a protocol
+	// version relaygw does not speak (only 1 and 2). SendMostroRequest; code
+	// FAILED_PRECONDITION.
+	SendErrorReason_SEND_ERROR_REASON_PROTOCOL_UNSUPPORTED SendErrorReason = 8
+	// Transient, and itself an answer: the request was published but the node
+	// sent no correlated reply within the timeout. SendMostroRequest; code
+	// DEADLINE_EXCEEDED.
+	SendErrorReason_SEND_ERROR_REASON_TIMEOUT SendErrorReason = 9
+	// Permanent. The request is malformed: action unset, id not a UUID,
+	// timeout invalid, cursor negative, no party named. Code
+	// INVALID_ARGUMENT.
+	SendErrorReason_SEND_ERROR_REASON_INVALID_REQUEST SendErrorReason = 10
+)
+
+// Enum value maps for SendErrorReason.
+var (
+	SendErrorReason_name = map[int32]string{
+		0:  "SEND_ERROR_REASON_UNSPECIFIED",
+		1:  "SEND_ERROR_REASON_INVALID_RECIPIENT",
+		2:  "SEND_ERROR_REASON_INVALID_IDEMPOTENCY_KEY",
+		3:  "SEND_ERROR_REASON_IDEMPOTENCY_CONFLICT",
+		4:  "SEND_ERROR_REASON_INVALID_BODY",
+		5:  "SEND_ERROR_REASON_RELAYS_UNAVAILABLE",
+		6:  "SEND_ERROR_REASON_STORE_UNAVAILABLE",
+		7:  "SEND_ERROR_REASON_NODE_INFO_UNAVAILABLE",
+		8:  "SEND_ERROR_REASON_PROTOCOL_UNSUPPORTED",
+		9:  "SEND_ERROR_REASON_TIMEOUT",
+		10: "SEND_ERROR_REASON_INVALID_REQUEST",
+	}
+	SendErrorReason_value = map[string]int32{
+		"SEND_ERROR_REASON_UNSPECIFIED":             0,
+		"SEND_ERROR_REASON_INVALID_RECIPIENT":       1,
+		"SEND_ERROR_REASON_INVALID_IDEMPOTENCY_KEY": 2,
+		"SEND_ERROR_REASON_IDEMPOTENCY_CONFLICT":    3,
+		"SEND_ERROR_REASON_INVALID_BODY":            4,
+		"SEND_ERROR_REASON_RELAYS_UNAVAILABLE":      5,
+		"SEND_ERROR_REASON_STORE_UNAVAILABLE":       6,
+		"SEND_ERROR_REASON_NODE_INFO_UNAVAILABLE":   7,
+		"SEND_ERROR_REASON_PROTOCOL_UNSUPPORTED":    8,
+		"SEND_ERROR_REASON_TIMEOUT":                 9,
+		"SEND_ERROR_REASON_INVALID_REQUEST":         10,
+	}
+)
+
+func (x SendErrorReason) Enum() *SendErrorReason {
+	p := new(SendErrorReason)
+	*p = x
+	return p
+}
+
+func (x SendErrorReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SendErrorReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_serbero_relaygw_v1_relaygw_proto_enumTypes[3].Descriptor()
+}
+
+func (SendErrorReason) Type() protoreflect.EnumType {
+	return &file_serbero_relaygw_v1_relaygw_proto_enumTypes[3]
+}
+
+func (x SendErrorReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SendErrorReason.Descriptor instead.
+func (SendErrorReason) EnumDescriptor() ([]byte, []int) {
+	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{3}
+}
+
 // GetIdentityRequest is empty.
 type GetIdentityRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -292,7 +401,8 @@ type SendDirectMessageRequest struct {
 	// Plain-text body. It is never logged.
 	Body string `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
 	// Caller-chosen key that makes the call safe to retry, for example
-	// "initial:<dispute>:<solver>". Required; at most 256 bytes.
+	// "initial:<dispute>:<solver>". Required; at most 256 bytes of UTF-8
+	// without control characters.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -538,7 +648,13 @@ func (x *Tag) GetValues() []string {
 type StreamDisputeEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Deliver events stored after this cursor; 0 means from the beginning.
-	AfterCursor   int64 `protobuf:"varint,1,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
+	AfterCursor int64 `protobuf:"varint,1,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
+	// A stable name of the consumer, e.g. "intakesvc" (optional, at most 64
+	// characters of a-z, 0-9, '.', '_', '-'). relaygw records the
+	// after_cursor each consumer last resumed from, and its retention job
+	// never deletes an event a consumer seen within the retention period has
+	// not passed. Streams without a name are recorded under "".
+	Consumer      string `protobuf:"bytes,2,opt,name=consumer,proto3" json:"consumer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -578,6 +694,13 @@ func (x *StreamDisputeEventsRequest) GetAfterCursor() int64 {
 		return x.AfterCursor
 	}
 	return 0
+}
+
+func (x *StreamDisputeEventsRequest) GetConsumer() string {
+	if x != nil {
+		return x.Consumer
+	}
+	return ""
 }
 
 // StreamDisputeEventsResponse carries one verified dispute event.
@@ -1624,7 +1747,8 @@ type SendChatMessageRequest struct {
 	PartyTradePubkey string `protobuf:"bytes,1,opt,name=party_trade_pubkey,json=partyTradePubkey,proto3" json:"party_trade_pubkey,omitempty"`
 	// The text. Never logged. Must not be blank.
 	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
-	// Caller-chosen key that makes the call safe to retry.
+	// Caller-chosen key that makes the call safe to retry. Required; at most
+	// 256 bytes of UTF-8 without control characters.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -2275,9 +2399,10 @@ const file_serbero_relaygw_v1_relaygw_proto_rawDesc = "" +
 	"\aoutcome\x18\x02 \x01(\x0e2\".serbero.relaygw.v1.PublishOutcomeR\aoutcome\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"\x1d\n" +
 	"\x03Tag\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\tR\x06values\"?\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"[\n" +
 	"\x1aStreamDisputeEventsRequest\x12!\n" +
-	"\fafter_cursor\x18\x01 \x01(\x03R\vafterCursor\"U\n" +
+	"\fafter_cursor\x18\x01 \x01(\x03R\vafterCursor\x12\x1a\n" +
+	"\bconsumer\x18\x02 \x01(\tR\bconsumer\"U\n" +
 	"\x1bStreamDisputeEventsResponse\x126\n" +
 	"\x05event\x18\x01 \x01(\v2 .serbero.relaygw.v1.DisputeEventR\x05event\"\xda\x02\n" +
 	"\fDisputeEvent\x12\x16\n" +
@@ -2409,7 +2534,20 @@ const file_serbero_relaygw_v1_relaygw_proto_rawDesc = "" +
 	"\bChatForm\x12\x19\n" +
 	"\x15CHAT_FORM_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fCHAT_FORM_V2\x10\x01\x12\x10\n" +
-	"\fCHAT_FORM_V1\x10\x022\xe3\b\n" +
+	"\fCHAT_FORM_V1\x10\x02*\xce\x03\n" +
+	"\x0fSendErrorReason\x12!\n" +
+	"\x1dSEND_ERROR_REASON_UNSPECIFIED\x10\x00\x12'\n" +
+	"#SEND_ERROR_REASON_INVALID_RECIPIENT\x10\x01\x12-\n" +
+	")SEND_ERROR_REASON_INVALID_IDEMPOTENCY_KEY\x10\x02\x12*\n" +
+	"&SEND_ERROR_REASON_IDEMPOTENCY_CONFLICT\x10\x03\x12\"\n" +
+	"\x1eSEND_ERROR_REASON_INVALID_BODY\x10\x04\x12(\n" +
+	"$SEND_ERROR_REASON_RELAYS_UNAVAILABLE\x10\x05\x12'\n" +
+	"#SEND_ERROR_REASON_STORE_UNAVAILABLE\x10\x06\x12+\n" +
+	"'SEND_ERROR_REASON_NODE_INFO_UNAVAILABLE\x10\a\x12*\n" +
+	"&SEND_ERROR_REASON_PROTOCOL_UNSUPPORTED\x10\b\x12\x1d\n" +
+	"\x19SEND_ERROR_REASON_TIMEOUT\x10\t\x12%\n" +
+	"!SEND_ERROR_REASON_INVALID_REQUEST\x10\n" +
+	"2\xe3\b\n" +
 	"\x13RelayGatewayService\x12^\n" +
 	"\vGetIdentity\x12&.serbero.relaygw.v1.GetIdentityRequest\x1a'.serbero.relaygw.v1.GetIdentityResponse\x12p\n" +
 	"\x11SendDirectMessage\x12,.serbero.relaygw.v1.SendDirectMessageRequest\x1a-.serbero.relaygw.v1.SendDirectMessageResponse\x12x\n" +
@@ -2434,89 +2572,90 @@ func file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP() []byte {
 	return file_serbero_relaygw_v1_relaygw_proto_rawDescData
 }
 
-var file_serbero_relaygw_v1_relaygw_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_serbero_relaygw_v1_relaygw_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_serbero_relaygw_v1_relaygw_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_serbero_relaygw_v1_relaygw_proto_goTypes = []any{
 	(PublishOutcome)(0),                 // 0: serbero.relaygw.v1.PublishOutcome
 	(MostroAction)(0),                   // 1: serbero.relaygw.v1.MostroAction
 	(ChatForm)(0),                       // 2: serbero.relaygw.v1.ChatForm
-	(*GetIdentityRequest)(nil),          // 3: serbero.relaygw.v1.GetIdentityRequest
-	(*GetIdentityResponse)(nil),         // 4: serbero.relaygw.v1.GetIdentityResponse
-	(*SendDirectMessageRequest)(nil),    // 5: serbero.relaygw.v1.SendDirectMessageRequest
-	(*SendDirectMessageResponse)(nil),   // 6: serbero.relaygw.v1.SendDirectMessageResponse
-	(*PublishResult)(nil),               // 7: serbero.relaygw.v1.PublishResult
-	(*Tag)(nil),                         // 8: serbero.relaygw.v1.Tag
-	(*StreamDisputeEventsRequest)(nil),  // 9: serbero.relaygw.v1.StreamDisputeEventsRequest
-	(*StreamDisputeEventsResponse)(nil), // 10: serbero.relaygw.v1.StreamDisputeEventsResponse
-	(*DisputeEvent)(nil),                // 11: serbero.relaygw.v1.DisputeEvent
-	(*GetMostroInfoRequest)(nil),        // 12: serbero.relaygw.v1.GetMostroInfoRequest
-	(*GetMostroInfoResponse)(nil),       // 13: serbero.relaygw.v1.GetMostroInfoResponse
-	(*MostroInfo)(nil),                  // 14: serbero.relaygw.v1.MostroInfo
-	(*SendMostroRequestRequest)(nil),    // 15: serbero.relaygw.v1.SendMostroRequestRequest
-	(*SendMostroRequestResponse)(nil),   // 16: serbero.relaygw.v1.SendMostroRequestResponse
-	(*MostroReply)(nil),                 // 17: serbero.relaygw.v1.MostroReply
-	(*CantDo)(nil),                      // 18: serbero.relaygw.v1.CantDo
-	(*SolverDisputeInfo)(nil),           // 19: serbero.relaygw.v1.SolverDisputeInfo
-	(*GetChatChannelRequest)(nil),       // 20: serbero.relaygw.v1.GetChatChannelRequest
-	(*GetChatChannelResponse)(nil),      // 21: serbero.relaygw.v1.GetChatChannelResponse
-	(*ChatChannel)(nil),                 // 22: serbero.relaygw.v1.ChatChannel
-	(*SendChatMessageRequest)(nil),      // 23: serbero.relaygw.v1.SendChatMessageRequest
-	(*SendChatMessageResponse)(nil),     // 24: serbero.relaygw.v1.SendChatMessageResponse
-	(*StreamChatMessagesRequest)(nil),   // 25: serbero.relaygw.v1.StreamChatMessagesRequest
-	(*StreamChatMessagesResponse)(nil),  // 26: serbero.relaygw.v1.StreamChatMessagesResponse
-	(*ChatMessage)(nil),                 // 27: serbero.relaygw.v1.ChatMessage
-	(*RetireChatChannelsRequest)(nil),   // 28: serbero.relaygw.v1.RetireChatChannelsRequest
-	(*RetireChatChannelsResponse)(nil),  // 29: serbero.relaygw.v1.RetireChatChannelsResponse
-	(*GetRelayStatusRequest)(nil),       // 30: serbero.relaygw.v1.GetRelayStatusRequest
-	(*GetRelayStatusResponse)(nil),      // 31: serbero.relaygw.v1.GetRelayStatusResponse
-	(*RelayStatus)(nil),                 // 32: serbero.relaygw.v1.RelayStatus
-	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 34: google.protobuf.Duration
+	(SendErrorReason)(0),                // 3: serbero.relaygw.v1.SendErrorReason
+	(*GetIdentityRequest)(nil),          // 4: serbero.relaygw.v1.GetIdentityRequest
+	(*GetIdentityResponse)(nil),         // 5: serbero.relaygw.v1.GetIdentityResponse
+	(*SendDirectMessageRequest)(nil),    // 6: serbero.relaygw.v1.SendDirectMessageRequest
+	(*SendDirectMessageResponse)(nil),   // 7: serbero.relaygw.v1.SendDirectMessageResponse
+	(*PublishResult)(nil),               // 8: serbero.relaygw.v1.PublishResult
+	(*Tag)(nil),                         // 9: serbero.relaygw.v1.Tag
+	(*StreamDisputeEventsRequest)(nil),  // 10: serbero.relaygw.v1.StreamDisputeEventsRequest
+	(*StreamDisputeEventsResponse)(nil), // 11: serbero.relaygw.v1.StreamDisputeEventsResponse
+	(*DisputeEvent)(nil),                // 12: serbero.relaygw.v1.DisputeEvent
+	(*GetMostroInfoRequest)(nil),        // 13: serbero.relaygw.v1.GetMostroInfoRequest
+	(*GetMostroInfoResponse)(nil),       // 14: serbero.relaygw.v1.GetMostroInfoResponse
+	(*MostroInfo)(nil),                  // 15: serbero.relaygw.v1.MostroInfo
+	(*SendMostroRequestRequest)(nil),    // 16: serbero.relaygw.v1.SendMostroRequestRequest
+	(*SendMostroRequestResponse)(nil),   // 17: serbero.relaygw.v1.SendMostroRequestResponse
+	(*MostroReply)(nil),                 // 18: serbero.relaygw.v1.MostroReply
+	(*CantDo)(nil),                      // 19: serbero.relaygw.v1.CantDo
+	(*SolverDisputeInfo)(nil),           // 20: serbero.relaygw.v1.SolverDisputeInfo
+	(*GetChatChannelRequest)(nil),       // 21: serbero.relaygw.v1.GetChatChannelRequest
+	(*GetChatChannelResponse)(nil),      // 22: serbero.relaygw.v1.GetChatChannelResponse
+	(*ChatChannel)(nil),                 // 23: serbero.relaygw.v1.ChatChannel
+	(*SendChatMessageRequest)(nil),      // 24: serbero.relaygw.v1.SendChatMessageRequest
+	(*SendChatMessageResponse)(nil),     // 25: serbero.relaygw.v1.SendChatMessageResponse
+	(*StreamChatMessagesRequest)(nil),   // 26: serbero.relaygw.v1.StreamChatMessagesRequest
+	(*StreamChatMessagesResponse)(nil),  // 27: serbero.relaygw.v1.StreamChatMessagesResponse
+	(*ChatMessage)(nil),                 // 28: serbero.relaygw.v1.ChatMessage
+	(*RetireChatChannelsRequest)(nil),   // 29: serbero.relaygw.v1.RetireChatChannelsRequest
+	(*RetireChatChannelsResponse)(nil),  // 30: serbero.relaygw.v1.RetireChatChannelsResponse
+	(*GetRelayStatusRequest)(nil),       // 31: serbero.relaygw.v1.GetRelayStatusRequest
+	(*GetRelayStatusResponse)(nil),      // 32: serbero.relaygw.v1.GetRelayStatusResponse
+	(*RelayStatus)(nil),                 // 33: serbero.relaygw.v1.RelayStatus
+	(*timestamppb.Timestamp)(nil),       // 34: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 35: google.protobuf.Duration
 }
 var file_serbero_relaygw_v1_relaygw_proto_depIdxs = []int32{
-	7,  // 0: serbero.relaygw.v1.SendDirectMessageResponse.results:type_name -> serbero.relaygw.v1.PublishResult
+	8,  // 0: serbero.relaygw.v1.SendDirectMessageResponse.results:type_name -> serbero.relaygw.v1.PublishResult
 	0,  // 1: serbero.relaygw.v1.PublishResult.outcome:type_name -> serbero.relaygw.v1.PublishOutcome
-	11, // 2: serbero.relaygw.v1.StreamDisputeEventsResponse.event:type_name -> serbero.relaygw.v1.DisputeEvent
-	33, // 3: serbero.relaygw.v1.DisputeEvent.created_at:type_name -> google.protobuf.Timestamp
-	8,  // 4: serbero.relaygw.v1.DisputeEvent.tags:type_name -> serbero.relaygw.v1.Tag
-	33, // 5: serbero.relaygw.v1.DisputeEvent.received_at:type_name -> google.protobuf.Timestamp
-	14, // 6: serbero.relaygw.v1.GetMostroInfoResponse.info:type_name -> serbero.relaygw.v1.MostroInfo
-	33, // 7: serbero.relaygw.v1.MostroInfo.event_created_at:type_name -> google.protobuf.Timestamp
-	33, // 8: serbero.relaygw.v1.MostroInfo.fetched_at:type_name -> google.protobuf.Timestamp
+	12, // 2: serbero.relaygw.v1.StreamDisputeEventsResponse.event:type_name -> serbero.relaygw.v1.DisputeEvent
+	34, // 3: serbero.relaygw.v1.DisputeEvent.created_at:type_name -> google.protobuf.Timestamp
+	9,  // 4: serbero.relaygw.v1.DisputeEvent.tags:type_name -> serbero.relaygw.v1.Tag
+	34, // 5: serbero.relaygw.v1.DisputeEvent.received_at:type_name -> google.protobuf.Timestamp
+	15, // 6: serbero.relaygw.v1.GetMostroInfoResponse.info:type_name -> serbero.relaygw.v1.MostroInfo
+	34, // 7: serbero.relaygw.v1.MostroInfo.event_created_at:type_name -> google.protobuf.Timestamp
+	34, // 8: serbero.relaygw.v1.MostroInfo.fetched_at:type_name -> google.protobuf.Timestamp
 	1,  // 9: serbero.relaygw.v1.SendMostroRequestRequest.action:type_name -> serbero.relaygw.v1.MostroAction
-	34, // 10: serbero.relaygw.v1.SendMostroRequestRequest.timeout:type_name -> google.protobuf.Duration
-	17, // 11: serbero.relaygw.v1.SendMostroRequestResponse.reply:type_name -> serbero.relaygw.v1.MostroReply
-	19, // 12: serbero.relaygw.v1.MostroReply.took_dispute:type_name -> serbero.relaygw.v1.SolverDisputeInfo
-	18, // 13: serbero.relaygw.v1.MostroReply.cant_do:type_name -> serbero.relaygw.v1.CantDo
-	22, // 14: serbero.relaygw.v1.GetChatChannelResponse.channel:type_name -> serbero.relaygw.v1.ChatChannel
-	33, // 15: serbero.relaygw.v1.SendChatMessageResponse.inner_created_at:type_name -> google.protobuf.Timestamp
-	7,  // 16: serbero.relaygw.v1.SendChatMessageResponse.results:type_name -> serbero.relaygw.v1.PublishResult
-	27, // 17: serbero.relaygw.v1.StreamChatMessagesResponse.message:type_name -> serbero.relaygw.v1.ChatMessage
-	33, // 18: serbero.relaygw.v1.ChatMessage.inner_created_at:type_name -> google.protobuf.Timestamp
+	35, // 10: serbero.relaygw.v1.SendMostroRequestRequest.timeout:type_name -> google.protobuf.Duration
+	18, // 11: serbero.relaygw.v1.SendMostroRequestResponse.reply:type_name -> serbero.relaygw.v1.MostroReply
+	20, // 12: serbero.relaygw.v1.MostroReply.took_dispute:type_name -> serbero.relaygw.v1.SolverDisputeInfo
+	19, // 13: serbero.relaygw.v1.MostroReply.cant_do:type_name -> serbero.relaygw.v1.CantDo
+	23, // 14: serbero.relaygw.v1.GetChatChannelResponse.channel:type_name -> serbero.relaygw.v1.ChatChannel
+	34, // 15: serbero.relaygw.v1.SendChatMessageResponse.inner_created_at:type_name -> google.protobuf.Timestamp
+	8,  // 16: serbero.relaygw.v1.SendChatMessageResponse.results:type_name -> serbero.relaygw.v1.PublishResult
+	28, // 17: serbero.relaygw.v1.StreamChatMessagesResponse.message:type_name -> serbero.relaygw.v1.ChatMessage
+	34, // 18: serbero.relaygw.v1.ChatMessage.inner_created_at:type_name -> google.protobuf.Timestamp
 	2,  // 19: serbero.relaygw.v1.ChatMessage.form:type_name -> serbero.relaygw.v1.ChatForm
-	32, // 20: serbero.relaygw.v1.GetRelayStatusResponse.relays:type_name -> serbero.relaygw.v1.RelayStatus
-	33, // 21: serbero.relaygw.v1.RelayStatus.connected_since:type_name -> google.protobuf.Timestamp
-	33, // 22: serbero.relaygw.v1.RelayStatus.last_event_at:type_name -> google.protobuf.Timestamp
-	3,  // 23: serbero.relaygw.v1.RelayGatewayService.GetIdentity:input_type -> serbero.relaygw.v1.GetIdentityRequest
-	5,  // 24: serbero.relaygw.v1.RelayGatewayService.SendDirectMessage:input_type -> serbero.relaygw.v1.SendDirectMessageRequest
-	9,  // 25: serbero.relaygw.v1.RelayGatewayService.StreamDisputeEvents:input_type -> serbero.relaygw.v1.StreamDisputeEventsRequest
-	12, // 26: serbero.relaygw.v1.RelayGatewayService.GetMostroInfo:input_type -> serbero.relaygw.v1.GetMostroInfoRequest
-	15, // 27: serbero.relaygw.v1.RelayGatewayService.SendMostroRequest:input_type -> serbero.relaygw.v1.SendMostroRequestRequest
-	20, // 28: serbero.relaygw.v1.RelayGatewayService.GetChatChannel:input_type -> serbero.relaygw.v1.GetChatChannelRequest
-	23, // 29: serbero.relaygw.v1.RelayGatewayService.SendChatMessage:input_type -> serbero.relaygw.v1.SendChatMessageRequest
-	25, // 30: serbero.relaygw.v1.RelayGatewayService.StreamChatMessages:input_type -> serbero.relaygw.v1.StreamChatMessagesRequest
-	28, // 31: serbero.relaygw.v1.RelayGatewayService.RetireChatChannels:input_type -> serbero.relaygw.v1.RetireChatChannelsRequest
-	30, // 32: serbero.relaygw.v1.RelayGatewayService.GetRelayStatus:input_type -> serbero.relaygw.v1.GetRelayStatusRequest
-	4,  // 33: serbero.relaygw.v1.RelayGatewayService.GetIdentity:output_type -> serbero.relaygw.v1.GetIdentityResponse
-	6,  // 34: serbero.relaygw.v1.RelayGatewayService.SendDirectMessage:output_type -> serbero.relaygw.v1.SendDirectMessageResponse
-	10, // 35: serbero.relaygw.v1.RelayGatewayService.StreamDisputeEvents:output_type -> serbero.relaygw.v1.StreamDisputeEventsResponse
-	13, // 36: serbero.relaygw.v1.RelayGatewayService.GetMostroInfo:output_type -> serbero.relaygw.v1.GetMostroInfoResponse
-	16, // 37: serbero.relaygw.v1.RelayGatewayService.SendMostroRequest:output_type -> serbero.relaygw.v1.SendMostroRequestResponse
-	21, // 38: serbero.relaygw.v1.RelayGatewayService.GetChatChannel:output_type -> serbero.relaygw.v1.GetChatChannelResponse
-	24, // 39: serbero.relaygw.v1.RelayGatewayService.SendChatMessage:output_type -> serbero.relaygw.v1.SendChatMessageResponse
-	26, // 40: serbero.relaygw.v1.RelayGatewayService.StreamChatMessages:output_type -> serbero.relaygw.v1.StreamChatMessagesResponse
-	29, // 41: serbero.relaygw.v1.RelayGatewayService.RetireChatChannels:output_type -> serbero.relaygw.v1.RetireChatChannelsResponse
-	31, // 42: serbero.relaygw.v1.RelayGatewayService.GetRelayStatus:output_type -> serbero.relaygw.v1.GetRelayStatusResponse
+	33, // 20: serbero.relaygw.v1.GetRelayStatusResponse.relays:type_name -> serbero.relaygw.v1.RelayStatus
+	34, // 21: serbero.relaygw.v1.RelayStatus.connected_since:type_name -> google.protobuf.Timestamp
+	34, // 22: serbero.relaygw.v1.RelayStatus.last_event_at:type_name -> google.protobuf.Timestamp
+	4,  // 23: serbero.relaygw.v1.RelayGatewayService.GetIdentity:input_type -> serbero.relaygw.v1.GetIdentityRequest
+	6,  // 24: serbero.relaygw.v1.RelayGatewayService.SendDirectMessage:input_type -> serbero.relaygw.v1.SendDirectMessageRequest
+	10, // 25: serbero.relaygw.v1.RelayGatewayService.StreamDisputeEvents:input_type -> serbero.relaygw.v1.StreamDisputeEventsRequest
+	13, // 26: serbero.relaygw.v1.RelayGatewayService.GetMostroInfo:input_type -> serbero.relaygw.v1.GetMostroInfoRequest
+	16, // 27: serbero.relaygw.v1.RelayGatewayService.SendMostroRequest:input_type -> serbero.relaygw.v1.SendMostroRequestRequest
+	21, // 28: serbero.relaygw.v1.RelayGatewayService.GetChatChannel:input_type -> serbero.relaygw.v1.GetChatChannelRequest
+	24, // 29: serbero.relaygw.v1.RelayGatewayService.SendChatMessage:input_type -> serbero.relaygw.v1.SendChatMessageRequest
+	26, // 30: serbero.relaygw.v1.RelayGatewayService.StreamChatMessages:input_type -> serbero.relaygw.v1.StreamChatMessagesRequest
+	29, // 31: serbero.relaygw.v1.RelayGatewayService.RetireChatChannels:input_type -> serbero.relaygw.v1.RetireChatChannelsRequest
+	31, // 32: serbero.relaygw.v1.RelayGatewayService.GetRelayStatus:input_type -> serbero.relaygw.v1.GetRelayStatusRequest
+	5,  // 33: serbero.relaygw.v1.RelayGatewayService.GetIdentity:output_type -> serbero.relaygw.v1.GetIdentityResponse
+	7,  // 34: serbero.relaygw.v1.RelayGatewayService.SendDirectMessage:output_type -> serbero.relaygw.v1.SendDirectMessageResponse
+	11, // 35: serbero.relaygw.v1.RelayGatewayService.StreamDisputeEvents:output_type -> serbero.relaygw.v1.StreamDisputeEventsResponse
+	14, // 36: serbero.relaygw.v1.RelayGatewayService.GetMostroInfo:output_type -> serbero.relaygw.v1.GetMostroInfoResponse
+	17, // 37: serbero.relaygw.v1.RelayGatewayService.SendMostroRequest:output_type -> serbero.relaygw.v1.SendMostroRequestResponse
+	22, // 38: serbero.relaygw.v1.RelayGatewayService.GetChatChannel:output_type -> serbero.relaygw.v1.GetChatChannelResponse
+	25, // 39: serbero.relaygw.v1.RelayGatewayService.SendChatMessage:output_type -> serbero.relaygw.v1.SendChatMessageResponse
+	27, // 40: serbero.relaygw.v1.RelayGatewayService.StreamChatMessages:output_type -> serbero.relaygw.v1.StreamChatMessagesResponse
+	30, // 41: serbero.relaygw.v1.RelayGatewayService.RetireChatChannels:output_type -> serbero.relaygw.v1.RetireChatChannelsResponse
+	32, // 42: serbero.relaygw.v1.RelayGatewayService.GetRelayStatus:output_type -> serbero.relaygw.v1.GetRelayStatusResponse
 	33, // [33:43] is the sub-list for method output_type
 	23, // [23:33] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
@@ -2538,7 +2677,7 @@ func file_serbero_relaygw_v1_relaygw_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serbero_relaygw_v1_relaygw_proto_rawDesc), len(file_serbero_relaygw_v1_relaygw_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -50,6 +50,9 @@ type RelayGatewayServiceClient interface {
 	// repeated idempotency key never produces a second, different message: the
 	// first outcome is returned with duplicate set, or the stored gift wrap is
 	// published again when the first attempt was not accepted by any relay.
+	// Failures carry a SendErrorReason: INVALID_RECIPIENT,
+	// INVALID_IDEMPOTENCY_KEY, IDEMPOTENCY_CONFLICT, INVALID_BODY (permanent),
+	// STORE_UNAVAILABLE (transient).
 	SendDirectMessage(ctx context.Context, in *SendDirectMessageRequest, opts ...grpc.CallOption) (*SendDirectMessageResponse, error)
 	// StreamDisputeEvents streams verified kind 38386 events authored by the
 	// configured Mostro node, in the order relaygw stored them, starting after
@@ -62,12 +65,17 @@ type RelayGatewayServiceClient interface {
 	// protocol version the node advertises and with the proof of work it
 	// demands, and waits for the correlated reply. Only the actions listed in
 	// MostroAction can be sent; fund-moving actions do not exist in this API.
+	// Failures carry a SendErrorReason: INVALID_REQUEST, PROTOCOL_UNSUPPORTED
+	// (permanent), RELAYS_UNAVAILABLE, TIMEOUT (transient).
 	SendMostroRequest(ctx context.Context, in *SendMostroRequestRequest, opts ...grpc.CallOption) (*SendMostroRequestResponse, error)
 	// GetChatChannel returns the public addresses of the dispute chat channel
 	// between Serbero and one party trade key.
 	GetChatChannel(ctx context.Context, in *GetChatChannelRequest, opts ...grpc.CallOption) (*GetChatChannelResponse, error)
 	// SendChatMessage sends one dispute-chat line to a party (protocol v2
-	// form, and the legacy v1 form too when configured).
+	// form, and the legacy v1 form too when configured). Failures carry a
+	// SendErrorReason: INVALID_RECIPIENT, INVALID_IDEMPOTENCY_KEY,
+	// IDEMPOTENCY_CONFLICT, INVALID_BODY (permanent), STORE_UNAVAILABLE
+	// (transient).
 	SendChatMessage(ctx context.Context, in *SendChatMessageRequest, opts ...grpc.CallOption) (*SendChatMessageResponse, error)
 	// StreamChatMessages registers the given chat channels with relaygw and
 	// streams every validated inbound line on them, after the given cursor. A
@@ -224,6 +232,9 @@ type RelayGatewayServiceServer interface {
 	// repeated idempotency key never produces a second, different message: the
 	// first outcome is returned with duplicate set, or the stored gift wrap is
 	// published again when the first attempt was not accepted by any relay.
+	// Failures carry a SendErrorReason: INVALID_RECIPIENT,
+	// INVALID_IDEMPOTENCY_KEY, IDEMPOTENCY_CONFLICT, INVALID_BODY (permanent),
+	// STORE_UNAVAILABLE (transient).
 	SendDirectMessage(context.Context, *SendDirectMessageRequest) (*SendDirectMessageResponse, error)
 	// StreamDisputeEvents streams verified kind 38386 events authored by the
 	// configured Mostro node, in the order relaygw stored them, starting after
@@ -236,12 +247,17 @@ type RelayGatewayServiceServer interface {
 	// protocol version the node advertises and with the proof of work it
 	// demands, and waits for the correlated reply. Only the actions listed in
 	// MostroAction can be sent; fund-moving actions do not exist in this API.
+	// Failures carry a SendErrorReason: INVALID_REQUEST, PROTOCOL_UNSUPPORTED
+	// (permanent), RELAYS_UNAVAILABLE, TIMEOUT (transient).
 	SendMostroRequest(context.Context, *SendMostroRequestRequest) (*SendMostroRequestResponse, error)
 	// GetChatChannel returns the public addresses of the dispute chat channel
 	// between Serbero and one party trade key.
 	GetChatChannel(context.Context, *GetChatChannelRequest) (*GetChatChannelResponse, error)
 	// SendChatMessage sends one dispute-chat line to a party (protocol v2
-	// form, and the legacy v1 form too when configured).
+	// form, and the legacy v1 form too when configured). Failures carry a
+	// SendErrorReason: INVALID_RECIPIENT, INVALID_IDEMPOTENCY_KEY,
+	// IDEMPOTENCY_CONFLICT, INVALID_BODY (permanent), STORE_UNAVAILABLE
+	// (transient).
 	SendChatMessage(context.Context, *SendChatMessageRequest) (*SendChatMessageResponse, error)
 	// StreamChatMessages registers the given chat channels with relaygw and
 	// streams every validated inbound line on them, after the given cursor. A

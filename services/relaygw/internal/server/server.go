@@ -1,4 +1,8 @@
-package relaygw
+// Package server is relaygw's gRPC API: the handlers validate the request,
+// call the domain component that decides (internal/dm, disputes,
+// mostroinfo, mostroreq, chat, pool) and convert its answer. No handler
+// holds state or talks to the database itself.
+package server
 
 import (
 	"context"
@@ -13,14 +17,73 @@ import (
 	"github.com/serbero/serbero/pkg/apperr"
 	"github.com/serbero/serbero/pkg/mostro"
 	mchat "github.com/serbero/serbero/pkg/mostro/chat"
+	"github.com/serbero/serbero/services/relaygw/internal/chat"
 	"github.com/serbero/serbero/services/relaygw/internal/disputes"
+	"github.com/serbero/serbero/services/relaygw/internal/dm"
+	"github.com/serbero/serbero/services/relaygw/internal/identity"
+	"github.com/serbero/serbero/services/relaygw/internal/mostroinfo"
 	"github.com/serbero/serbero/services/relaygw/internal/mostroreq"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
+	"github.com/serbero/serbero/services/relaygw/internal/reason"
+	"github.com/serbero/serbero/services/relaygw/internal/retention"
 	"github.com/serbero/serbero/services/relaygw/internal/store"
 )
 
+// Deps are the domain components the handlers call.
+type Deps struct {
+	Identity *identity.Identity
+	DMs      *dm.Sender
+	Disputes *disputes.Ingest
+	Info     *mostroinfo.Cache
+	Requests *mostroreq.Requester
+	Chat     *chat.Manager
+	Pool     *pool.Pool
+	// Consumers records where stream consumers resume (retention).
+	Consumers *retention.Consumers
+	// Stopping, when set, ends open streams when it is cancelled. It goes
+	// away once pkg/grpcserver cancels every stream's context at shutdown.
+	Stopping context.Context
+}
+
+// Server implements relaygwv1.RelayGatewayServiceServer.
+type Server struct {
+	relaygwv1.UnimplementedRelayGatewayServiceServer
+
+	id        *identity.Identity
+	dms       *dm.Sender
+	disputes  *disputes.Ingest
+	info      *mostroinfo.Cache
+	requests  *mostroreq.Requester
+	chat      *chat.Manager
+	pool      *pool.Pool
+	consumers *retention.Consumers
+	stopping  context.Context
+}
+
+// New builds the handlers over d.
+func New(d Deps) *Server {
+	stopping := d.Stopping
+	if stopping == nil {
+		stopping = context.Background()
+	}
+	return &Server{
+		id: d.Identity, dms: d.DMs, disputes: d.Disputes, info: d.Info, requests: d.Requests,
+		chat: d.Chat, pool: d.Pool, consumers: d.Consumers, stopping: stopping,
+	}
+}
+
+// streamContext ends when the RPC ends or the process starts to stop.
+func (s *Server) streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.stopping, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
 // GetIdentity returns Serbero's public key.
-func (s *Service) GetIdentity(context.Context, *relaygwv1.GetIdentityRequest) (*relaygwv1.GetIdentityResponse, error) {
+func (s *Server) GetIdentity(context.Context, *relaygwv1.GetIdentityRequest) (*relaygwv1.GetIdentityResponse, error) {
 	npub, err := nip19.EncodePublicKey(s.id.PublicKey())
 	if err != nil {
 		return nil, err
@@ -29,7 +92,7 @@ func (s *Service) GetIdentity(context.Context, *relaygwv1.GetIdentityRequest) (*
 }
 
 // SendDirectMessage sends one NIP-17 DM, idempotently.
-func (s *Service) SendDirectMessage(ctx context.Context, req *relaygwv1.SendDirectMessageRequest) (*relaygwv1.SendDirectMessageResponse, error) {
+func (s *Server) SendDirectMessage(ctx context.Context, req *relaygwv1.SendDirectMessageRequest) (*relaygwv1.SendDirectMessageResponse, error) {
 	r, err := s.dms.Send(ctx, req.GetRecipientPubkey(), req.GetBody(), req.GetIdempotencyKey())
 	if err != nil {
 		return nil, err
@@ -41,12 +104,18 @@ func (s *Service) SendDirectMessage(ctx context.Context, req *relaygwv1.SendDire
 
 // StreamDisputeEvents streams stored dispute events after the cursor, then
 // live ones, until the client leaves or the process stops.
-func (s *Service) StreamDisputeEvents(req *relaygwv1.StreamDisputeEventsRequest, stream relaygwv1.RelayGatewayService_StreamDisputeEventsServer) error {
+func (s *Server) StreamDisputeEvents(req *relaygwv1.StreamDisputeEventsRequest, stream relaygwv1.RelayGatewayService_StreamDisputeEventsServer) error {
 	if req.GetAfterCursor() < 0 {
-		return apperr.InvalidArgument("after_cursor must not be negative")
+		return reason.With(apperr.InvalidArgument("after_cursor must not be negative"), reason.InvalidRequest)
+	}
+	if !retention.ValidConsumer(req.GetConsumer()) {
+		return reason.With(apperr.InvalidArgument("consumer must be at most %d characters of a-z, 0-9, '.', '_', '-'", retention.MaxConsumerName), reason.InvalidRequest)
 	}
 	ctx, cancel := s.streamContext(stream.Context())
 	defer cancel()
+	if s.consumers != nil {
+		s.consumers.ResumedDisputes(ctx, req.GetConsumer(), req.GetAfterCursor())
+	}
 	return s.disputes.Stream(ctx, req.GetAfterCursor(), func(e disputes.Event) error {
 		return stream.Send(&relaygwv1.StreamDisputeEventsResponse{Event: &relaygwv1.DisputeEvent{
 			Cursor:     e.Cursor,
@@ -64,10 +133,10 @@ func (s *Service) StreamDisputeEvents(req *relaygwv1.StreamDisputeEventsRequest,
 }
 
 // GetMostroInfo returns the node's cached info event.
-func (s *Service) GetMostroInfo(ctx context.Context, _ *relaygwv1.GetMostroInfoRequest) (*relaygwv1.GetMostroInfoResponse, error) {
+func (s *Server) GetMostroInfo(ctx context.Context, _ *relaygwv1.GetMostroInfoRequest) (*relaygwv1.GetMostroInfoResponse, error) {
 	in, ok := s.info.GetOrLoad(ctx)
 	if !ok {
-		return nil, apperr.FailedPrecondition("no info event (kind 38385) from the Mostro node has been received yet")
+		return nil, reason.With(apperr.FailedPrecondition("no info event (kind 38385) from the Mostro node has been received yet"), reason.NodeInfoUnavailable)
 	}
 	return &relaygwv1.GetMostroInfoResponse{Info: &relaygwv1.MostroInfo{
 		Pubkey:          in.Pubkey,
@@ -82,18 +151,18 @@ func (s *Service) GetMostroInfo(ctx context.Context, _ *relaygwv1.GetMostroInfoR
 }
 
 // SendMostroRequest sends one Mostro request and awaits its reply.
-func (s *Service) SendMostroRequest(ctx context.Context, req *relaygwv1.SendMostroRequestRequest) (*relaygwv1.SendMostroRequestResponse, error) {
+func (s *Server) SendMostroRequest(ctx context.Context, req *relaygwv1.SendMostroRequestRequest) (*relaygwv1.SendMostroRequestResponse, error) {
 	var action mostro.Action
 	switch req.GetAction() {
 	case relaygwv1.MostroAction_MOSTRO_ACTION_ADMIN_TAKE_DISPUTE:
 		action = mostro.ActionAdminTakeDispute
 	default:
-		return nil, apperr.InvalidArgument("action must be set to one of the MostroAction values")
+		return nil, reason.With(apperr.InvalidArgument("action must be set to one of the MostroAction values"), reason.InvalidRequest)
 	}
 	var timeout time.Duration
 	if d := req.GetTimeout(); d != nil {
 		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 {
-			return nil, apperr.InvalidArgument("timeout must be a valid non-negative duration")
+			return nil, reason.With(apperr.InvalidArgument("timeout must be a valid non-negative duration"), reason.InvalidRequest)
 		}
 		timeout = d.AsDuration()
 	}
@@ -189,7 +258,7 @@ func deref(s *string) string {
 }
 
 // GetChatChannel returns the public addresses of the channel with a party.
-func (s *Service) GetChatChannel(_ context.Context, req *relaygwv1.GetChatChannelRequest) (*relaygwv1.GetChatChannelResponse, error) {
+func (s *Server) GetChatChannel(_ context.Context, req *relaygwv1.GetChatChannelRequest) (*relaygwv1.GetChatChannelResponse, error) {
 	c, err := s.chat.Channel(req.GetPartyTradePubkey())
 	if err != nil {
 		return nil, err
@@ -200,7 +269,7 @@ func (s *Service) GetChatChannel(_ context.Context, req *relaygwv1.GetChatChanne
 }
 
 // SendChatMessage sends one chat line to a party.
-func (s *Service) SendChatMessage(ctx context.Context, req *relaygwv1.SendChatMessageRequest) (*relaygwv1.SendChatMessageResponse, error) {
+func (s *Server) SendChatMessage(ctx context.Context, req *relaygwv1.SendChatMessageRequest) (*relaygwv1.SendChatMessageResponse, error) {
 	r, err := s.chat.Send(ctx, req.GetPartyTradePubkey(), req.GetText(), req.GetIdempotencyKey())
 	if err != nil {
 		return nil, err
@@ -217,12 +286,12 @@ func (s *Service) SendChatMessage(ctx context.Context, req *relaygwv1.SendChatMe
 }
 
 // StreamChatMessages registers the channels and streams their lines.
-func (s *Service) StreamChatMessages(req *relaygwv1.StreamChatMessagesRequest, stream relaygwv1.RelayGatewayService_StreamChatMessagesServer) error {
+func (s *Server) StreamChatMessages(req *relaygwv1.StreamChatMessagesRequest, stream relaygwv1.RelayGatewayService_StreamChatMessagesServer) error {
 	if len(req.GetPartyTradePubkeys()) == 0 {
-		return apperr.InvalidArgument("party_trade_pubkeys must name at least one party")
+		return reason.With(apperr.InvalidArgument("party_trade_pubkeys must name at least one party"), reason.InvalidRequest)
 	}
 	if req.GetAfterCursor() < 0 {
-		return apperr.InvalidArgument("after_cursor must not be negative")
+		return reason.With(apperr.InvalidArgument("after_cursor must not be negative"), reason.InvalidRequest)
 	}
 	ctx, cancel := s.streamContext(stream.Context())
 	defer cancel()
@@ -248,7 +317,7 @@ func (s *Service) StreamChatMessages(req *relaygwv1.StreamChatMessagesRequest, s
 }
 
 // GetRelayStatus reports every relay's health.
-func (s *Service) GetRelayStatus(context.Context, *relaygwv1.GetRelayStatusRequest) (*relaygwv1.GetRelayStatusResponse, error) {
+func (s *Server) GetRelayStatus(context.Context, *relaygwv1.GetRelayStatusRequest) (*relaygwv1.GetRelayStatusResponse, error) {
 	var out []*relaygwv1.RelayStatus
 	for _, st := range s.pool.Status() {
 		rs := &relaygwv1.RelayStatus{Url: st.URL, Connected: st.Connected, Failures: st.Failures, LastError: st.LastError}

@@ -1,4 +1,4 @@
-package relaygw
+package server
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 )
 
 // RetireChatChannels stops watching chat channels (idempotent, durable).
-func (s *Service) RetireChatChannels(ctx context.Context, req *relaygwv1.RetireChatChannelsRequest) (*relaygwv1.RetireChatChannelsResponse, error) {
+func (s *Server) RetireChatChannels(ctx context.Context, req *relaygwv1.RetireChatChannelsRequest) (*relaygwv1.RetireChatChannelsResponse, error) {
 	n, err := s.chat.Retire(ctx, req.GetPartyTradePubkeys())
 	if err != nil {
 		return nil, err
