@@ -1,6 +1,7 @@
 // Module pkg holds the libraries every Serbero service shares: configuration,
 // the gRPC server and client bootstrap, Postgres access and migrations,
-// logging and metrics. It has no Nostr dependency.
+// logging and metrics, and client-side libraries of service protocols built
+// on the generated gRPC code (authprobe). It has no Nostr dependency.
 module github.com/serbero/serbero/pkg
 
 go 1.26.0
@@ -20,6 +21,7 @@ require (
 	github.com/stretchr/testify v1.12.1
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261005182115-fad411399dd8
 	google.golang.org/grpc v1.85.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -43,7 +45,6 @@ require (
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace github.com/serbero/serbero/gen/go => ../gen/go

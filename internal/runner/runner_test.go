@@ -47,7 +47,7 @@ func load(t *testing.T, target config.Target, body string) *config.Loaded {
 [serbero]
 private_key = "0000000000000000000000000000000000000000000000000000000000000001"
 [mostro]
-pubkey = "0303030303030303030303030303030303030303030303030303030303030303"
+pubkey = "0202020202020202020202020202020202020202020202020202020202020202"
 `+body), 0o600))
 	loaded, err := config.Load(config.LoadOptions{Path: p, Target: target, Getenv: func(string) string { return "" }})
 	require.NoError(t, err)

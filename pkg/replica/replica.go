@@ -18,6 +18,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/serbero/serbero/pkg/textcut"
 )
 
 // maxHost caps the hostname part (RFC 1123 labels are shorter; this only
@@ -43,9 +45,7 @@ func Format(host string, pid int, component string) string {
 	if host == "" {
 		host = "serbero"
 	}
-	if len(host) > maxHost {
-		host = host[:maxHost]
-	}
+	host = textcut.Bytes(host, maxHost) // never half a character
 	b := make([]byte, 4)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return host + "-" + strconv.Itoa(pid) + "-" + hex.EncodeToString(b)

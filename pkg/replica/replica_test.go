@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -40,4 +41,13 @@ func TestFormat(t *testing.T) {
 			require.Len(t, got, len(tt.wantPrefix)+8)
 		})
 	}
+}
+
+// A long hostname is cut to 64 bytes at a character boundary: the identity
+// goes into text columns, and Postgres refuses half a character.
+func TestFormatCutsALongHostnameAtACharacter(t *testing.T) {
+	t.Parallel()
+	id := replica.Format(strings.Repeat("a", 63)+"é", 7, "authsvc")
+	require.True(t, utf8.ValidString(id))
+	require.True(t, strings.HasPrefix(id, strings.Repeat("a", 63)+"-7-"), id)
 }

@@ -37,8 +37,6 @@ func allowList() map[string]string {
 		"services/escalationsvc -> disputes":         "store.Dispute",
 		"services/escalationsvc -> notifications":    "RecordDispatch: notiflog.RecordAll",
 		"services/escalationsvc -> mediation_events": "appendAudit, auditExists: audit.Append, audit.HasForHandoff",
-		// authsvc's auth_retry_* rows: audit.Append.
-		"services/authsvc -> mediation_events": "insertAudit",
 		// mediationsvc reads the trail: audit.Trail.
 		"services/mediationsvc -> mediation_events": "store.AuditTrail",
 	}

@@ -6,63 +6,62 @@
 // info event (through relaygw) and the outcomes of real admin-take-dispute
 // attempts reported by mediationsvc; when an attempt has no fresh evidence
 // it grants mediationsvc one probe (a real take of the next dispute it would
-// mediate anyway). The state machine, its numbers and the probe design are
-// documented in internal/revalidation (doc.go) and README.md; the
-// mediationsvc side of the probe is package prober.
+// mediate anyway; the client side is pkg/authprobe). The states, the
+// evidence, the numbers, the restart rule and where we differ from the
+// reference are in docs/authorization.md.
 //
-// State lives in Postgres (authsvc_state). One replica, the holder of the
-// authsvc_lease lease, runs the revalidation loop; any replica applies RPC
-// inputs under the state row's lock, and every replica keeps the state in
-// memory through LISTEN/NOTIFY with a once-a-second version check as the
-// fallback.
+// Layout: internal/revalidation is the pure state machine, internal/engine
+// runs it against Postgres (cache, loop, lease), internal/store is the SQL,
+// internal/server the gRPC handlers, internal/nodecheck the node check
+// through relaygw.
 package authsvc
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
-	"github.com/serbero/serbero/pkg/config"
+	"github.com/serbero/serbero/pkg/pglisten"
+	"github.com/serbero/serbero/pkg/replica"
 	"github.com/serbero/serbero/services/authsvc/internal/engine"
+	"github.com/serbero/serbero/services/authsvc/internal/nodecheck"
 	"github.com/serbero/serbero/services/authsvc/internal/revalidation"
+	"github.com/serbero/serbero/services/authsvc/internal/server"
 	"github.com/serbero/serbero/services/authsvc/internal/store"
 )
 
+// ListenerApplicationName names authsvc's LISTEN connection in
+// pg_stat_activity.
+const ListenerApplicationName = "serbero-authsvc-listen"
+
 // Deps are what authsvc needs from the process.
 type Deps struct {
-	Config     *config.Config
-	Logger     *slog.Logger
-	Pool       *pgxpool.Pool
+	// Config is authsvc's configuration (zero fields: defaults).
+	Config Config
+	// Logger receives authsvc's log lines.
+	Logger *slog.Logger
+	// Pool is the Postgres pool.
+	Pool *pgxpool.Pool
+	// Registerer receives authsvc's metrics; nil registers none.
 	Registerer prometheus.Registerer
-	Relaygw    relaygwv1.RelayGatewayServiceClient
-	// Stopping is cancelled when the process starts to stop; stream
-	// handlers end when it is.
-	Stopping context.Context
-	// Clock drives the state machine; nil means the wall clock. Tests only.
-	Clock Clock
+	// Relaygw checks the node.
+	Relaygw relaygwv1.RelayGatewayServiceClient
+	// Clock drives the state machine (attempt times, waits, probe
+	// deadlines); nil is the real clock. The lease always runs on real
+	// and database time.
+	Clock clockwork.Clock
 	// Tuning overrides timings; the zero value means the defaults.
 	Tuning Tuning
-}
-
-// Clock is the state machine's time source (the loop lease always uses
-// real and database time).
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-	// After fires once d has passed.
-	After(d time.Duration) <-chan time.Time
 }
 
 // Tuning holds timings that are not operator configuration. Zero fields
@@ -83,14 +82,11 @@ type Tuning struct {
 	// because relaygw was unreachable (default 5 s).
 	CheckRetry time.Duration
 	// StartupGrace is how long after start a missing node info event is
-	// retried instead of failing the attempt (default 30 s): relaygw may
-	// not have heard from the node yet when every pod starts at once.
+	// retried instead of failing the attempt (default 30 s; negative:
+	// none): relaygw may not have heard from the node yet when every pod
+	// starts at once.
 	StartupGrace time.Duration
-	// RetryInitial, RetryMaxInterval and RetryMaxTotal replace the
-	// [mediation].solver_auth_retry_* seconds when set (sub-second values
-	// for tests).
-	RetryInitial, RetryMaxInterval, RetryMaxTotal time.Duration
-	// Holder is this replica's lease identity (default host-pid-random).
+	// Holder is this replica's lease identity (default replica.ID).
 	Holder string
 }
 
@@ -106,42 +102,44 @@ const (
 
 // Service is authsvc.
 type Service struct {
-	authsvcv1.UnimplementedAuthServiceServer
-	deps   Deps
 	log    *slog.Logger
 	engine *engine.Engine
+	server *server.Server
 }
 
-// New builds authsvc.
+// New builds authsvc; nothing connects until Run.
 func New(deps Deps) (*Service, error) {
-	if deps.Config == nil || deps.Logger == nil || deps.Pool == nil || deps.Relaygw == nil {
-		return nil, errors.New("authsvc: Config, Logger, Pool and Relaygw are required")
+	if deps.Logger == nil || deps.Pool == nil || deps.Relaygw == nil {
+		return nil, errors.New("authsvc: Logger, Pool and Relaygw are required")
 	}
-	if deps.Stopping == nil {
-		deps.Stopping = context.Background()
+	if err := deps.Config.Validate(); err != nil {
+		return nil, err
 	}
-	machine, err := machineFor(deps.Config.Mediation, deps.Tuning)
+	machine, err := machineFor(deps.Config.WithDefaults(), deps.Tuning)
 	if err != nil {
 		return nil, err
 	}
 	holder := deps.Tuning.Holder
 	if holder == "" {
-		holder = defaultHolder()
+		holder = replica.ID("authsvc")
 	}
 	log := deps.Logger.With("component", "authsvc")
 	metrics := engine.NewMetrics()
 	if err := metrics.Register(deps.Registerer); err != nil {
 		return nil, fmt.Errorf("register authsvc metrics: %w", err)
 	}
-	var clock engine.Clock
-	if deps.Clock != nil {
-		clock = deps.Clock
+	listener, err := pglisten.New(pglisten.Options{
+		ConnConfig: deps.Pool.Config().ConnConfig, ApplicationName: ListenerApplicationName, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("authsvc listener: %w", err)
 	}
 	eng := engine.New(engine.Options{
-		Store:           store.New(deps.Pool, log),
+		Store:           store.New(deps.Pool),
 		Machine:         machine,
-		Clock:           clock,
-		Checker:         relaygwChecker{rg: deps.Relaygw},
+		Clock:           deps.Clock,
+		Listener:        listener,
+		Checker:         nodecheck.Relaygw{Client: deps.Relaygw},
 		Logger:          log,
 		Metrics:         metrics,
 		Holder:          holder,
@@ -150,23 +148,22 @@ func New(deps Deps) (*Service, error) {
 		CheckRetry:      orDefault(deps.Tuning.CheckRetry, DefaultCheckRetry),
 		StartupGrace:    startupGrace(deps.Tuning.StartupGrace),
 	})
-	return &Service{deps: deps, log: log, engine: eng}, nil
+	return &Service{log: log, engine: eng, server: server.New(eng)}, nil
 }
 
-// machineFor wires the [mediation].solver_auth_retry_* knobs (the
-// reference parsed them but never used them).
-func machineFor(m config.MediationConfig, t Tuning) (revalidation.Machine, error) {
-	secs := func(n int64) time.Duration { return time.Duration(n) * time.Second }
+// machineFor builds the state machine from the configuration.
+func machineFor(c Config, t Tuning) (revalidation.Machine, error) {
 	cfg := revalidation.Config{
-		InitialInterval: orDefault(t.RetryInitial, secs(m.SolverAuthRetryInitialSeconds)),
-		MaxInterval:     orDefault(t.RetryMaxInterval, secs(m.SolverAuthRetryMaxIntervalSeconds)),
-		MaxTotal:        orDefault(t.RetryMaxTotal, secs(m.SolverAuthRetryMaxTotalSeconds)),
-		MaxAttempts:     int(m.SolverAuthRetryMaxAttempts),
+		InitialInterval: c.RetryInitial,
+		MaxInterval:     c.RetryMaxInterval,
+		MaxTotal:        c.RetryMaxTotal,
+		MaxAttempts:     c.RetryMaxAttempts,
 		ProbeWait:       orDefault(t.ProbeWait, DefaultProbeWait),
 		ClaimWait:       orDefault(t.ClaimWait, DefaultClaimWait),
+		RecheckAfter:    c.StartRecheckAfter,
 	}
 	if err := cfg.Validate(); err != nil {
-		return revalidation.Machine{}, fmt.Errorf("authsvc: [mediation].solver_auth_retry_*: %w", err)
+		return revalidation.Machine{}, fmt.Errorf("authsvc: %w", err)
 	}
 	return revalidation.Machine{Config: cfg, NewID: uuid.NewString}, nil
 }
@@ -186,18 +183,11 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-func defaultHolder() string {
-	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
-}
-
 // Register registers the gRPC API.
-func (s *Service) Register(gs *grpc.Server) { authsvcv1.RegisterAuthServiceServer(gs, s) }
+func (s *Service) Register(gs *grpc.Server) { authsvcv1.RegisterAuthServiceServer(gs, s.server) }
 
-// Run loads the state, then keeps it current and competes for the loop
-// lease until ctx is cancelled.
+// Run loads the state, then keeps it current, applies the start rule and
+// competes for the loop lease until ctx is cancelled.
 func (s *Service) Run(ctx context.Context) error {
 	if err := s.engine.Refresh(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("initial authsvc state load failed; the refresher retries", "error", err)

@@ -17,10 +17,9 @@ import (
 
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
-	"github.com/serbero/serbero/pkg/config"
+	"github.com/serbero/serbero/pkg/authprobe"
 	"github.com/serbero/serbero/pkg/pgdbtest"
 	"github.com/serbero/serbero/services/authsvc"
-	"github.com/serbero/serbero/services/authsvc/prober"
 )
 
 const (
@@ -30,7 +29,7 @@ const (
 	stTerminated   = authsvcv1.AuthorizationState_AUTHORIZATION_STATE_TERMINATED
 )
 
-func manyAttempts(c *config.Config) { c.Mediation.SolverAuthRetryMaxAttempts = 100000 }
+func manyAttempts(c *authsvc.Config) { c.RetryMaxAttempts = 100000 }
 
 // leaderOf waits until exactly one of the replicas runs the loop.
 func leaderOf(t *testing.T, ins ...*instance) (leader *instance, others []*instance) {
@@ -213,8 +212,9 @@ func TestWatchState(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, stAuthorized, msg.GetState().GetState())
 
-	// The stream ends when the process starts to stop.
-	in.stopping()
+	// The stream ends when the server shuts down (it ends every open
+	// stream): UNAVAILABLE, so a client reconnects.
+	in.shutdownServer()
 	_, err = stream.Recv()
 	require.Equal(t, codes.Unavailable, status.Code(err))
 }
@@ -231,12 +231,12 @@ func TestProberRecoversOnceTheSolverIsRegistered(t *testing.T) {
 		mu   sync.Mutex
 		took []string
 	)
-	p := prober.New(prober.Options{
+	p := authprobe.New(authprobe.Options{
 		Auth: in.client, Relaygw: rg, RetryInterval: 50 * time.Millisecond,
-		Pick: func(context.Context) (prober.Candidate, bool, error) {
-			return prober.Candidate{DisputeID: "5b3c2f9e-3a8f-4bd6-9f7e-1c2d3e4f5a6b", Status: "initiated"}, true, nil
+		Pick: func(context.Context) (authprobe.Candidate, bool, error) {
+			return authprobe.Candidate{DisputeID: "5b3c2f9e-3a8f-4bd6-9f7e-1c2d3e4f5a6b", Status: "initiated"}, true, nil
 		},
-		OnTook: func(_ context.Context, c prober.Candidate, out prober.Outcome) {
+		OnTook: func(_ context.Context, c authprobe.Candidate, out authprobe.Outcome) {
 			mu.Lock()
 			defer mu.Unlock()
 			took = append(took, c.DisputeID)
@@ -329,7 +329,7 @@ func TestTwoProbersPickingTheSameDisputeTakeItOnce(t *testing.T) {
 		bothIn  = make(chan struct{})
 	)
 	const dispute = "5b3c2f9e-3a8f-4bd6-9f7e-1c2d3e4f5a6b"
-	pick := func(ctx context.Context) (prober.Candidate, bool, error) {
+	pick := func(ctx context.Context) (authprobe.Candidate, bool, error) {
 		mu.Lock()
 		if picking++; picking == 2 {
 			close(bothIn)
@@ -338,15 +338,15 @@ func TestTwoProbersPickingTheSameDisputeTakeItOnce(t *testing.T) {
 		select {
 		case <-bothIn:
 		case <-ctx.Done():
-			return prober.Candidate{}, false, ctx.Err()
+			return authprobe.Candidate{}, false, ctx.Err()
 		}
-		return prober.Candidate{DisputeID: dispute, Status: "initiated"}, true, nil
+		return authprobe.Candidate{DisputeID: dispute, Status: "initiated"}, true, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	var probers []*prober.Prober
+	var probers []*authprobe.Prober
 	for range 2 {
-		p := prober.New(prober.Options{Auth: auth, Relaygw: rg, Pick: pick, RetryInterval: time.Hour, Logger: discardLogger()})
+		p := authprobe.New(authprobe.Options{Auth: auth, Relaygw: rg, Pick: pick, RetryInterval: time.Hour, Logger: discardLogger()})
 		probers = append(probers, p)
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = p.Run(ctx) }()
@@ -529,8 +529,8 @@ func TestResetTerminatedStartsAFreshCycle(t *testing.T) {
 	rg.set(func(f *fakeRelaygw) { f.version = 3 })
 	tun := fastTuning("a")
 	tun.ProbeWait = time.Hour // the new cycle's probe must stay open while its attempt number is checked
-	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: tun, mutate: func(c *config.Config) {
-		c.Mediation.SolverAuthRetryMaxAttempts = 3
+	in := startInstance(t, db, "a", instanceOpts{relaygw: rg, tuning: tun, mutate: func(c *authsvc.Config) {
+		c.RetryMaxAttempts = 3
 	}})
 	require.Eventually(t, func() bool { return in.state(t).GetState() == stTerminated }, wait, 10*time.Millisecond)
 	s := in.state(t)

@@ -17,7 +17,6 @@ import (
 
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
-	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/grpcclient"
 	"github.com/serbero/serbero/pkg/grpcserver"
 	"github.com/serbero/serbero/pkg/pgdbtest"
@@ -32,43 +31,48 @@ const wait = 30 * time.Second
 
 // instance is one authsvc replica: its own pool, gRPC server and loop.
 type instance struct {
-	name     string
-	svc      *authsvc.Service
-	pool     *pgxpool.Pool
-	reg      *prometheus.Registry
-	client   authsvcv1.AuthServiceClient
-	addr     string
-	stopRun  context.CancelFunc
-	stopSrv  context.CancelFunc
-	stopping context.CancelFunc
-	runDone  chan struct{}
-	srvDone  chan struct{}
-	once     sync.Once
+	name    string
+	svc     *authsvc.Service
+	pool    *pgxpool.Pool
+	reg     *prometheus.Registry
+	client  authsvcv1.AuthServiceClient
+	addr    string
+	stopRun context.CancelFunc
+	stopSrv context.CancelFunc
+	runDone chan struct{}
+	srvDone chan struct{}
+	once    sync.Once
 }
 
 type instanceOpts struct {
 	relaygw relaygwv1.RelayGatewayServiceClient
 	tuning  authsvc.Tuning
-	mutate  func(*config.Config)
+	mutate  func(*authsvc.Config)
 	logger  *slog.Logger
 }
 
-// fastTuning makes a cycle run in well under a second per attempt. The
-// lease TTL is long: a replica stalled by a loaded machine must not lose
-// the loop to another in a test that does not measure failover (those set
-// their own TTL).
-func fastTuning(name string) authsvc.Tuning {
-	return authsvc.Tuning{
-		LeaseTTL:         10 * time.Second,
-		RefreshInterval:  time.Second,
-		ProbeWait:        2 * time.Second,
-		ClaimWait:        5 * time.Second,
-		CheckRetry:       100 * time.Millisecond,
-		StartupGrace:     -1, // tests that want it set it
+// fastConfig makes a cycle run in well under a second per attempt (the
+// base configuration of every instance; instanceOpts.mutate changes it).
+func fastConfig() authsvc.Config {
+	return authsvc.Config{
 		RetryInitial:     200 * time.Millisecond,
 		RetryMaxInterval: 400 * time.Millisecond,
 		RetryMaxTotal:    time.Hour,
-		Holder:           name,
+	}
+}
+
+// fastTuning shortens the other timings. The lease TTL is long: a replica
+// stalled by a loaded machine must not lose the loop to another in a test
+// that does not measure failover (those set their own TTL).
+func fastTuning(name string) authsvc.Tuning {
+	return authsvc.Tuning{
+		LeaseTTL:        10 * time.Second,
+		RefreshInterval: time.Second,
+		ProbeWait:       2 * time.Second,
+		ClaimWait:       5 * time.Second,
+		CheckRetry:      100 * time.Millisecond,
+		StartupGrace:    -1, // tests that want it set it
+		Holder:          name,
 	}
 }
 
@@ -76,7 +80,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func startInstance(t testing.TB, db *pgdbtest.DB, name string, o instanceOpts) *instance {
 	t.Helper()
-	cfg := config.Default()
+	cfg := fastConfig()
 	if o.mutate != nil {
 		o.mutate(&cfg)
 	}
@@ -85,22 +89,21 @@ func startInstance(t testing.TB, db *pgdbtest.DB, name string, o instanceOpts) *
 	}
 	pool, err := pgxpool.New(context.Background(), db.URL)
 	require.NoError(t, err)
-	stoppingCtx, stopping := context.WithCancel(context.Background())
 	reg := prometheus.NewRegistry()
 	svc, err := authsvc.New(authsvc.Deps{
-		Config: &cfg, Logger: o.logger.With("replica", name), Pool: pool, Registerer: reg,
-		Relaygw: o.relaygw, Stopping: stoppingCtx, Tuning: o.tuning,
+		Config: cfg, Logger: o.logger.With("replica", name), Pool: pool, Registerer: reg,
+		Relaygw: o.relaygw, Tuning: o.tuning,
 	})
 	require.NoError(t, err)
 	gs, err := grpcserver.New(grpcserver.Options{
-		AuthToken: testToken, Logger: discardLogger(), Registerer: reg, BeforeStop: stopping, Grace: 2 * time.Second,
+		AuthToken: testToken, Logger: discardLogger(), Registerer: reg, Grace: 2 * time.Second,
 	})
 	require.NoError(t, err)
 	svc.Register(gs.GRPC())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 
-	in := &instance{name: name, svc: svc, pool: pool, reg: reg, addr: lis.Addr().String(), stopping: stopping,
+	in := &instance{name: name, svc: svc, pool: pool, reg: reg, addr: lis.Addr().String(),
 		runDone: make(chan struct{}), srvDone: make(chan struct{})}
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	runCtx, stopRun := context.WithCancel(context.Background())
@@ -126,6 +129,10 @@ func (in *instance) stop() {
 		in.pool.Close()
 	})
 }
+
+// shutdownServer starts the gRPC server's shutdown (it drains, ends every
+// open stream and stops) without waiting for it.
+func (in *instance) shutdownServer() { in.stopSrv() }
 
 // crash stops the replica as if the process died: it stops talking to the
 // database first, so it cannot release its lease.

@@ -1,8 +1,14 @@
 // Package engine runs authsvc's state machine against Postgres: every
-// replica keeps the state in memory (LISTEN/NOTIFY, plus a version check
-// every RefreshInterval as the fallback) and applies RPC inputs under the
-// state row's lock; the one replica holding the lease runs the loop (ticks,
-// node checks, probe expiry), its writes fenced by the lease term.
+// replica keeps the state in memory (a LISTEN on the state's channel through
+// pkg/pglisten, plus a version check every RefreshInterval as the fallback)
+// and applies RPC inputs under the state row's lock; the one replica holding
+// the lease runs the loop (ticks, node checks, probe expiry), its writes
+// fenced by the lease term. See docs/authorization.md.
+//
+// Two clocks: the machine's (Options.Clock: attempt times, waits, probe
+// deadlines; a fake one in tests) and the wall clock, for what is measured
+// against the database or the process (the lease, the fallback refresh,
+// the start-up grace, retries of failed database calls).
 package engine
 
 import (
@@ -14,7 +20,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
+	"github.com/serbero/serbero/pkg/pglisten"
+	"github.com/serbero/serbero/pkg/retry"
 	"github.com/serbero/serbero/services/authsvc/internal/revalidation"
 	"github.com/serbero/serbero/services/authsvc/internal/store"
 )
@@ -42,8 +52,11 @@ type Options struct {
 	Store *store.Store
 	// Machine is the transition function.
 	Machine revalidation.Machine
-	// Clock drives the state machine; nil means the wall clock.
-	Clock Clock
+	// Clock drives the state machine; nil means the real clock.
+	Clock clockwork.Clock
+	// Listener delivers the state channel's notifications; Run subscribes
+	// to store.Channel and runs it. Nil: only the fallback refresh.
+	Listener *pglisten.Listener
 	// Checker checks the node.
 	Checker NodeChecker
 	// Logger receives the state machine's log lines.
@@ -77,7 +90,8 @@ type Snapshot struct {
 // Engine is one replica's view and, while it holds the lease, the loop.
 type Engine struct {
 	opts  Options
-	clock Clock
+	clock clockwork.Clock // the machine's
+	wall  clockwork.Clock // database and process time
 	log   *slog.Logger
 	m     *Metrics
 
@@ -86,13 +100,13 @@ type Engine struct {
 	changed chan struct{}
 
 	leader  atomic.Bool
-	started time.Time // real time Run started; zero outside Run
+	started time.Time // wall time Run started; zero outside Run
 }
 
 // New returns an engine; call Refresh (or Run) before reading it.
 func New(opts Options) *Engine {
 	if opts.Clock == nil {
-		opts.Clock = RealClock{}
+		opts.Clock = clockwork.NewRealClock()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics()
@@ -106,7 +120,8 @@ func New(opts Options) *Engine {
 	if opts.CheckRetry <= 0 {
 		opts.CheckRetry = 5 * time.Second
 	}
-	return &Engine{opts: opts, clock: opts.Clock, log: opts.Logger, m: opts.Metrics, changed: make(chan struct{})}
+	return &Engine{opts: opts, clock: opts.Clock, wall: clockwork.NewRealClock(), log: opts.Logger, m: opts.Metrics,
+		changed: make(chan struct{})}
 }
 
 // now is the machine's time, at the database's precision.
@@ -202,26 +217,73 @@ func (e *Engine) apply(ctx context.Context, fence *store.Fence, in revalidation.
 	return res, nil
 }
 
-// Run keeps the cache current and competes for the loop lease until ctx
-// ends; on a clean stop it releases the lease so another replica takes
-// over at once.
+// Run keeps the cache current, applies the start rule (Started: an old
+// proof is re-checked) and competes for the loop lease until ctx ends; on a
+// clean stop it releases the lease so another replica takes over at once.
 func (e *Engine) Run(ctx context.Context) error {
-	e.started = time.Now()
+	e.started = e.wall.Now()
 	var wg sync.WaitGroup
+	if l := e.opts.Listener; l != nil {
+		sub, err := l.Subscribe(store.Channel)
+		if err != nil {
+			return fmt.Errorf("subscribe to %s: %w", store.Channel, err)
+		}
+		defer sub.Close()
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_ = l.Run(ctx) // returns nil when ctx ends
+		}()
+		go func() {
+			defer wg.Done()
+			e.followNotifications(ctx, sub)
+		}()
+	}
 	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		e.opts.Store.Listen(ctx,
-			func() { e.logRefreshErr(ctx, e.Refresh(ctx)) },
-			func(v int64) { e.logRefreshErr(ctx, e.refreshIfNewer(ctx, v)) })
-	}()
 	go func() {
 		defer wg.Done()
 		e.refreshLoop(ctx)
 	}()
+	go func() {
+		defer wg.Done()
+		e.applyStarted(ctx)
+	}()
 	e.lead(ctx)
 	wg.Wait()
 	return nil
+}
+
+// followNotifications re-reads the version on every wake-up: when a
+// notification arrives, when the LISTEN is (re)established (one may have
+// been missed meanwhile).
+func (e *Engine) followNotifications(ctx context.Context, sub *pglisten.Subscription) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sub.C():
+		}
+		v, err := e.opts.Store.Version(ctx)
+		if err != nil {
+			e.logRefreshErr(ctx, err)
+			continue
+		}
+		e.logRefreshErr(ctx, e.refreshIfNewer(ctx, v))
+	}
+}
+
+// applyStarted feeds Started once, retrying while the database fails.
+func (e *Engine) applyStarted(ctx context.Context) {
+	for {
+		_, err := e.Apply(ctx, revalidation.Started{})
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		e.log.Warn("solver authorization start check failed; retrying", "error", err, "retry_in", e.opts.CheckRetry.String())
+		if !retry.Sleep(ctx, e.wall, e.opts.CheckRetry) {
+			return
+		}
+	}
 }
 
 func (e *Engine) logRefreshErr(ctx context.Context, err error) {
@@ -233,13 +295,13 @@ func (e *Engine) logRefreshErr(ctx context.Context, err error) {
 // refreshLoop is the fallback for lost notifications: a version check
 // every RefreshInterval.
 func (e *Engine) refreshLoop(ctx context.Context) {
-	t := time.NewTicker(e.opts.RefreshInterval)
+	t := e.wall.NewTicker(e.opts.RefreshInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 		}
 		v, err := e.opts.Store.Version(ctx)
 		if err != nil {
@@ -279,7 +341,7 @@ func (e *Engine) lead(ctx context.Context) {
 	}()
 
 	for ctx.Err() == nil {
-		if !time.Now().Before(leaseDue) {
+		if !e.wall.Now().Before(leaseDue) {
 			if fence == nil {
 				term, ok, err := e.opts.Store.AcquireLease(ctx, e.opts.Holder, e.opts.LeaseTTL)
 				switch {
@@ -299,7 +361,7 @@ func (e *Engine) lead(ctx context.Context) {
 					lose("renewal failed", err)
 				}
 			}
-			leaseDue = time.Now().Add(renewPeriod)
+			leaseDue = e.wall.Now().Add(renewPeriod)
 		}
 
 		if fence != nil && e.snap.Load() != nil {
@@ -315,25 +377,32 @@ func (e *Engine) lead(ctx context.Context) {
 
 		// Sleep until the lease is due, the state's next wake, or a change.
 		changed := e.Changed()
-		var stateWake <-chan time.Time
+		var (
+			stateWake  <-chan time.Time
+			stateTimer clockwork.Timer
+		)
 		if fence != nil {
 			if snap := e.snap.Load(); snap != nil {
 				if w := snap.State.NextWake(); !w.IsZero() {
 					if w.Before(checkRetry) {
 						w = checkRetry
 					}
-					stateWake = e.clock.After(w.Sub(e.now()))
+					stateTimer = e.clock.NewTimer(w.Sub(e.now()))
+					stateWake = stateTimer.Chan()
 				}
 			}
 		}
-		leaseTimer := time.NewTimer(time.Until(leaseDue))
+		leaseTimer := e.wall.NewTimer(leaseDue.Sub(e.wall.Now()))
 		select {
 		case <-ctx.Done():
-		case <-leaseTimer.C:
+		case <-leaseTimer.Chan():
 		case <-stateWake:
 		case <-changed:
 		}
 		leaseTimer.Stop()
+		if stateTimer != nil {
+			stateTimer.Stop()
+		}
 	}
 }
 
@@ -361,7 +430,7 @@ func (e *Engine) step(ctx context.Context, fence store.Fence, checkRetry time.Ti
 	in := revalidation.NodeChecked{Info: info}
 	if cerr != nil {
 		var np *NodeProblem
-		inGrace := errors.As(cerr, &np) && !e.started.IsZero() && time.Since(e.started) < e.opts.StartupGrace
+		inGrace := errors.As(cerr, &np) && !e.started.IsZero() && e.wall.Since(e.started) < e.opts.StartupGrace
 		if inGrace {
 			e.log.Info("mostro node info not available yet after start; retrying", "error", cerr, "retry_in", e.opts.CheckRetry.String())
 			return e.now().Add(e.opts.CheckRetry), nil

@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
+	"github.com/serbero/serbero/pkg/audit"
+	"github.com/serbero/serbero/pkg/logging/logtest"
 	"github.com/serbero/serbero/pkg/pgdbtest"
 	"github.com/serbero/serbero/services/authsvc/internal/engine"
 	"github.com/serbero/serbero/services/authsvc/internal/revalidation"
@@ -24,7 +27,7 @@ var t0 = time.Date(2026, 9, 1, 12, 0, 0, 0, time.UTC)
 func referenceConfig() revalidation.Config {
 	return revalidation.Config{
 		InitialInterval: 60 * time.Second, MaxInterval: 3600 * time.Second, MaxTotal: 86400 * time.Second, MaxAttempts: 24,
-		ProbeWait: 60 * time.Second, ClaimWait: 45 * time.Second,
+		ProbeWait: 60 * time.Second, ClaimWait: 45 * time.Second, RecheckAfter: time.Hour,
 	}
 }
 
@@ -53,39 +56,41 @@ type harness struct {
 	t     *testing.T
 	cfg   revalidation.Config
 	db    *pgdbtest.DB
-	clock *engine.FakeClock
+	clock *clockwork.FakeClock
 	node  *scriptedNode
 	eng   *engine.Engine
 	fence store.Fence
-	logs  *logBuffer
+	log   *slog.Logger
+	logs  logBuffer
 	ctx   context.Context
 }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
+// logBuffer counts log lines by message.
+type logBuffer struct{ *logtest.Buffer }
+
+func (l logBuffer) count(msg string) int { return len(l.Find(msg)) }
+
+func newLogs() (*slog.Logger, logBuffer) {
+	log, buf := logtest.New()
+	return log, logBuffer{buf}
 }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) count(msg string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), `msg="`+msg+`"`)
+// setClock moves the fake clock forward to t (never backwards).
+func setClock(c *clockwork.FakeClock, t time.Time) {
+	if d := t.Sub(c.Now()); d > 0 {
+		c.Advance(d)
+	}
 }
 
 func newHarness(t *testing.T, cfg revalidation.Config) *harness {
 	t.Helper()
 	db := pgdbtest.NewDB(t)
-	h := &harness{t: t, cfg: cfg, db: db, clock: engine.NewFakeClock(t0), node: &scriptedNode{}, logs: &logBuffer{}, ctx: context.Background()}
+	log, logs := newLogs()
+	h := &harness{t: t, cfg: cfg, db: db, clock: clockwork.NewFakeClockAt(t0), node: &scriptedNode{}, log: log, logs: logs, ctx: context.Background()}
 	// The migration made the initial check due at migration time; the
 	// fake clock starts later than that, so it is due at once.
 	h.eng = h.newEngine(db, "replica-a")
-	st := store.New(db.Pool, slog.New(slog.DiscardHandler))
+	st := store.New(db.Pool)
 	term, ok, err := st.AcquireLease(h.ctx, "replica-a", time.Hour)
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -95,10 +100,10 @@ func newHarness(t *testing.T, cfg revalidation.Config) *harness {
 }
 
 func (h *harness) newEngine(db *pgdbtest.DB, holder string) *engine.Engine {
-	log := slog.New(slog.NewTextHandler(h.logs, nil))
+	log := h.log
 	n := 0
 	return engine.New(engine.Options{
-		Store: store.New(db.OpenPool(h.t), log),
+		Store: store.New(db.OpenPool(h.t)),
 		Machine: revalidation.Machine{Config: h.cfg, NewID: func() string {
 			n++
 			return fmt.Sprintf("%s-probe-%d", holder, n)
@@ -116,7 +121,7 @@ func (h *harness) state() *authsvcv1.AuthState { return h.eng.Current().Proto }
 func (h *harness) step() {
 	h.t.Helper()
 	if w := h.eng.Current().State.NextWake(); !w.IsZero() {
-		h.clock.Set(w)
+		setClock(h.clock, w)
 	}
 	require.NoError(h.t, h.eng.StepForTest(h.ctx, h.fence))
 }
@@ -164,10 +169,10 @@ func (h *harness) audits() []auditRow {
 	return out
 }
 
-func kinds(rows []auditRow, kind string) []map[string]any {
+func kinds(rows []auditRow, kind audit.Kind) []map[string]any {
 	var out []map[string]any
 	for _, r := range rows {
-		if r.Kind == kind {
+		if r.Kind == string(kind) {
 			out = append(out, r.Payload)
 		}
 	}
@@ -220,12 +225,32 @@ func TestReferenceScenarios(t *testing.T) {
 		require.Len(t, kinds(rows, revalidation.AuditAttempt), 5, "exactly max_attempts attempt rows")
 		require.Equal(t, []map[string]any{{"attempt": float64(5), "cumulative_secs": float64(60 + 120 + 240 + 480)}},
 			kinds(rows, revalidation.AuditTerminated), "the last attempt that ran")
-		require.Equal(t, revalidation.AuditTerminated, rows[len(rows)-1].Kind)
+		require.Equal(t, string(revalidation.AuditTerminated), rows[len(rows)-1].Kind)
 		require.Equal(t, 1, h.logs.count(revalidation.LogTerminated))
 		// The loop has nothing left to do.
 		h.clock.Advance(100 * time.Hour)
 		require.NoError(t, h.eng.StepForTest(h.ctx, h.fence))
 		require.Len(t, h.audits(), 6)
+	})
+
+	t.Run("max_attempts = 1 still runs attempt 2", func(t *testing.T) {
+		t.Parallel()
+		cfg := referenceConfig()
+		cfg.MaxAttempts = 1
+		h := newHarness(t, cfg)
+		h.attempt(revalidation.EvidenceNoReply)
+		s := h.state()
+		require.Equal(t, authsvcv1.AuthorizationState_AUTHORIZATION_STATE_UNAUTHORIZED, s.GetState(), "attempt 1 never terminates")
+		require.Equal(t, 60*time.Second, s.GetNextAttemptAt().AsTime().Sub(h.clock.Now()))
+		h.attempt(revalidation.EvidenceNoReply) // the loop waits 60 s on the fake clock, then attempt 2
+		require.Equal(t, authsvcv1.AuthorizationState_AUTHORIZATION_STATE_TERMINATED, h.state().GetState())
+		rows := h.audits()
+		require.Equal(t, []map[string]any{
+			{"attempt": float64(1), "error": "no_reply for dispute d-1"},
+			{"attempt": float64(2), "error": "no_reply for dispute d-1"},
+		}, kinds(rows, revalidation.AuditAttempt))
+		require.Equal(t, []map[string]any{{"attempt": float64(2), "cumulative_secs": float64(60)}}, kinds(rows, revalidation.AuditTerminated))
+		require.Equal(t, 1, h.logs.count(revalidation.LogTerminated))
 	})
 
 	t.Run("termination by cumulative time", func(t *testing.T) {
@@ -309,7 +334,7 @@ func TestRestartKeepsStateAndAttemptCount(t *testing.T) {
 	require.Equal(t, before.GetVersion(), after.GetVersion())
 
 	// It continues the same cycle: attempt 4 is next.
-	st := store.New(h.db.Pool, slog.New(slog.DiscardHandler))
+	st := store.New(h.db.Pool)
 	require.NoError(t, st.ReleaseLease(h.ctx, h.fence))
 	term, ok, err := st.AcquireLease(h.ctx, "replica-b", time.Hour)
 	require.NoError(t, err)
@@ -371,7 +396,7 @@ func TestFailedLoopWriteIsRetriedAfterAPause(t *testing.T) {
 			_, err := h.db.Pool.Exec(h.ctx, fmt.Sprintf(
 				`ALTER TABLE authsvc_state ADD CONSTRAINT test_writes_fail CHECK (version <= %d)`, version))
 			require.NoError(t, err)
-			h.clock.Set(due)
+			setClock(h.clock, due)
 			runEngine(t, h.eng)
 
 			require.Eventually(t, func() bool { return h.logs.count(stepFailed) >= 1 }, 30*time.Second, 5*time.Millisecond)
@@ -414,11 +439,10 @@ func TestHangingNodeCheckDoesNotCostTheLease(t *testing.T) {
 	t.Parallel()
 	const ttl = 6 * time.Second
 	db := pgdbtest.NewDB(t)
-	clock := engine.NewFakeClock(t0)
-	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
+	clock := clockwork.NewFakeClockAt(t0)
+	log, logs := newLogs()
 	node := &blockingNode{budget: make(chan time.Duration, 1)}
-	st := store.New(db.OpenPool(t), log)
+	st := store.New(db.OpenPool(t))
 	eng := engine.New(engine.Options{
 		Store:    st,
 		Machine:  revalidation.Machine{Config: referenceConfig(), NewID: func() string { return "probe-1" }},
@@ -429,7 +453,7 @@ func TestHangingNodeCheckDoesNotCostTheLease(t *testing.T) {
 		LeaseTTL: ttl,
 	})
 	require.NoError(t, eng.Refresh(context.Background()))
-	clock.Set(eng.Current().State.NextWake()) // the initial check is due
+	setClock(clock, eng.Current().State.NextWake()) // the initial check is due
 	runEngine(t, eng)
 	require.Eventually(t, eng.IsLeader, 30*time.Second, 5*time.Millisecond)
 	lease, err := st.CurrentLease(context.Background())
@@ -448,4 +472,38 @@ func TestHangingNodeCheckDoesNotCostTheLease(t *testing.T) {
 	require.Equal(t, lease.Term, now.Term, "the same term: the lease never changed hands")
 	require.Equal(t, "replica-a", now.Holder)
 	require.Zero(t, logs.count("solver auth loop lease lost"))
+}
+
+// A replica that starts finds an Authorized state whose proof is old: it
+// goes back to Unknown and the loop runs a fresh initial check, whose
+// standing probe is answered by a new take; nothing is audited.
+func TestStartReChecksAnOldProof(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, referenceConfig())
+	h.attempt(revalidation.EvidenceTookDispute)
+	require.Equal(t, authsvcv1.AuthorizationState_AUTHORIZATION_STATE_AUTHORIZED, h.state().GetState())
+	proof := h.state().GetEvidence()
+
+	// Two hours later a new process starts (the lease stays with replica-a).
+	h.clock.Advance(2 * time.Hour)
+	restarted := h.newEngine(h.db, "replica-b")
+	runEngine(t, restarted)
+	require.Eventually(t, func() bool {
+		c := restarted.Current()
+		return c != nil && c.State.Status == revalidation.StatusUnknown
+	}, 30*time.Second, 5*time.Millisecond)
+	require.Equal(t, 1, h.logs.count(revalidation.LogRecheck))
+	require.NoError(t, h.eng.Refresh(h.ctx))
+	s := h.state()
+	require.Equal(t, authsvcv1.AuthorizationState_AUTHORIZATION_STATE_UNKNOWN, s.GetState())
+	require.Equal(t, proof.GetKind(), s.GetEvidence().GetKind(), "the old proof is still what is known")
+	require.Equal(t, int32(0), s.GetAttempt())
+	require.Equal(t, h.clock.Now(), s.GetNextAttemptAt().AsTime(), "the initial check is due at once")
+
+	// The loop's fresh initial check: a standing probe, answered by a take.
+	checks := h.node.checks
+	h.attempt(revalidation.EvidenceTookDispute)
+	require.Equal(t, checks+1, h.node.checks, "the node was checked again")
+	require.Equal(t, authsvcv1.AuthorizationState_AUTHORIZATION_STATE_AUTHORIZED, h.state().GetState())
+	require.Empty(t, h.audits(), "a re-check that passes writes no audit row")
 }

@@ -1,18 +1,20 @@
 package revalidation
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/serbero/serbero/pkg/audit"
 )
 
-// The audit event kinds (mediation_events.kind), exactly as the reference.
+// The audit event kinds the machine writes (mediation_events.kind, through
+// pkg/audit).
 const (
-	AuditAttempt    = "auth_retry_attempt"
-	AuditRecovered  = "auth_retry_recovered"
-	AuditTerminated = "auth_retry_terminated"
+	AuditAttempt    = audit.KindAuthRetryAttempt
+	AuditRecovered  = audit.KindAuthRetryRecovered
+	AuditTerminated = audit.KindAuthRetryTerminated
 )
 
 // The log messages, the reference's wording where it has one.
@@ -26,6 +28,8 @@ const (
 	LogReset        = "solver auth retry loop reset by operator; starting a fresh revalidation cycle"
 	LogProbeGranted = "solver authorization probe granted"
 	LogStaleAgainst = "ignoring stale evidence against solver authorization: observed before the current proof"
+	LogRecheck      = "solver authorization proof is old; re-checking on start"
+	LogContinues    = "solver authorization state continues after start"
 )
 
 // Errors returned in Result.Err for inputs that are refused.
@@ -62,6 +66,9 @@ type Config struct {
 	ProbeWait time.Duration
 	// ClaimWait is how long a claimed probe waits for its outcome.
 	ClaimWait time.Duration
+	// RecheckAfter is the age past which the proof of an Authorized state
+	// is re-checked when a replica starts (see Started).
+	RecheckAfter time.Duration
 }
 
 // Validate checks the knobs.
@@ -77,6 +84,8 @@ func (c Config) Validate() error {
 		return errors.New("max attempts must be positive")
 	case c.ProbeWait <= 0 || c.ClaimWait <= 0:
 		return errors.New("probe waits must be positive")
+	case c.RecheckAfter <= 0:
+		return errors.New("the start re-check age must be positive")
 	}
 	return nil
 }
@@ -153,21 +162,19 @@ type LossReported struct {
 // Reset is the operator's reset of a terminated cycle.
 type Reset struct{}
 
+// Started says a replica started: an Authorized state whose proof was
+// observed RecheckAfter ago or longer goes back to Unknown with its initial
+// check due at once, as on a fresh installation. Other states continue as
+// they are (see docs/authorization.md#restarts).
+type Started struct{}
+
 func (Tick) input()         {}
 func (NodeChecked) input()  {}
 func (TakeObserved) input() {}
 func (ClaimProbe) input()   {}
 func (LossReported) input() {}
 func (Reset) input()        {}
-
-// Audit is one mediation_events row to write (session_id and bundle columns
-// NULL).
-type Audit struct {
-	// Kind is the event kind.
-	Kind string
-	// Payload is the JSON payload.
-	Payload json.RawMessage
-}
+func (Started) input()      {}
 
 // LogRecord is one log line to emit once the new state is committed.
 type LogRecord struct {
@@ -201,8 +208,9 @@ type Result struct {
 	// Persist reports that the state must be written (Changed, or only the
 	// private observation changed).
 	Persist bool
-	// Audits are the rows to write with the state.
-	Audits []Audit
+	// Audits are the rows to write with the state (daemon-scoped:
+	// session_id and the bundle columns NULL).
+	Audits []audit.Payload
 	// Logs are emitted after commit.
 	Logs []LogRecord
 	// CheckNode asks the shell to check the node and feed NodeChecked.
@@ -238,6 +246,8 @@ func (m Machine) Step(s State, in Input, now time.Time) Result {
 		st.lossReported(in)
 	case Reset:
 		st.reset()
+	case Started:
+		st.started()
 	default:
 		st.res.Err = fmt.Errorf("revalidation: unknown input %T", in)
 	}
@@ -270,12 +280,8 @@ func (st *step) finish() Result {
 	return st.res
 }
 
-func (st *step) audit(kind string, payload any) {
-	b, err := json.Marshal(payload)
-	if err != nil { // the payloads are fixed structs; cannot happen
-		panic(err)
-	}
-	st.res.Audits = append(st.res.Audits, Audit{Kind: kind, Payload: b})
+func (st *step) audit(p audit.Payload) {
+	st.res.Audits = append(st.res.Audits, p)
 }
 
 func (st *step) log(level slog.Level, msg string, attrs ...any) {
@@ -386,25 +392,22 @@ func (st *step) fail(ev Evidence, errText string) {
 	s.Probe = Probe{}
 	st.changed = true
 	st.res.Attempt = AttemptFailed
-	st.audit(AuditAttempt, struct {
-		Attempt int    `json:"attempt"`
-		Error   string `json:"error"`
-	}{n, errText})
+	st.audit(audit.AuthRetryAttempt{Attempt: n, Error: errText})
 	msg := LogAttemptFail
 	if n == 1 {
 		msg = LogEnteringLoop
 	}
 	st.log(slog.LevelWarn, msg, "attempt", n, "error", errText, "evidence", ev.Kind.String())
 
-	if n >= st.m.Config.MaxAttempts || s.CumulativeWait >= st.m.Config.MaxTotal {
+	// The bounds are checked only after a retry, never after attempt 1 of
+	// a cycle: with max_attempts = 1 attempt 2 still runs, as in the
+	// reference (docs/authorization.md#the-numbers).
+	if n > 1 && (n >= st.m.Config.MaxAttempts || s.CumulativeWait >= st.m.Config.MaxTotal) {
 		s.Status = StatusTerminated
 		s.Since = st.now
 		s.NextAttemptAt = time.Time{}
 		secs := int64(s.CumulativeWait / time.Second)
-		st.audit(AuditTerminated, struct {
-			Attempt        int   `json:"attempt"`
-			CumulativeSecs int64 `json:"cumulative_secs"`
-		}{n, secs})
+		st.audit(audit.AuthRetryTerminated{Attempt: n, CumulativeSecs: secs})
 		st.log(slog.LevelError, LogTerminated, "attempt", n, "cumulative_secs", secs, "last_error", errText)
 		return
 	}
@@ -434,9 +437,7 @@ func (st *step) succeed(ev Evidence) {
 		st.log(slog.LevelInfo, LogAuthorized, "evidence", ev.Kind.String(), "dispute_id", ev.DisputeID)
 		return
 	}
-	st.audit(AuditRecovered, struct {
-		Attempt int `json:"attempt"`
-	}{n})
+	st.audit(audit.AuthRetryRecovered{Attempt: n})
 	st.log(slog.LevelInfo, LogRecovered, "attempt", n, "evidence", ev.Kind.String(), "dispute_id", ev.DisputeID)
 }
 
@@ -569,4 +570,31 @@ func (st *step) reset() {
 	s.NextAttemptAt = st.now
 	st.changed = true
 	st.log(slog.LevelInfo, LogReset)
+}
+
+func (st *step) started() {
+	s := &st.s
+	proved := s.Evidence.ObservedAt
+	if s.Status != StatusAuthorized || (!proved.IsZero() && st.now.Sub(proved) < st.m.Config.RecheckAfter) {
+		// Unknown, Unauthorized and Terminated continue as they are (a
+		// terminated cycle waits for an operator reset), and so does a
+		// recent proof.
+		st.log(slog.LevelInfo, LogContinues, "state", s.Status.String(), "attempt", s.Attempt,
+			"evidence", s.Evidence.Kind.String(), "evidence_observed_at", proved)
+		return
+	}
+	// A fresh initial check: Unknown, attempt 1 due now. The old proof
+	// stays the evidence until the check says more, and everything
+	// observed up to now is not fresh (the check must learn something new).
+	s.Status = StatusUnknown
+	s.Since = st.now
+	s.Attempt = 0
+	s.CumulativeWait = 0
+	s.NextAttemptAt = st.now
+	s.LastAttemptAt = st.now
+	s.LastError = ""
+	s.Probe = Probe{}
+	st.changed = true
+	st.log(slog.LevelInfo, LogRecheck, "evidence", s.Evidence.Kind.String(), "proof_observed_at", proved,
+		"recheck_after", st.m.Config.RecheckAfter.String())
 }

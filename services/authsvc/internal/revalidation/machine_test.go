@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/serbero/serbero/pkg/audit"
 )
 
 var t0 = time.Date(2026, 9, 1, 12, 0, 0, 0, time.UTC)
@@ -21,6 +23,7 @@ func defaults() Config {
 		MaxAttempts:     24,
 		ProbeWait:       60 * time.Second,
 		ClaimWait:       45 * time.Second,
+		RecheckAfter:    time.Hour,
 	}
 }
 
@@ -31,7 +34,7 @@ type sim struct {
 	m      Machine
 	s      State
 	now    time.Time
-	audits []Audit
+	audits []audit.Payload
 	logs   []LogRecord
 	ids    int
 }
@@ -92,22 +95,24 @@ func ev(kind EvidenceKind, at time.Time) Evidence {
 	return Evidence{Kind: kind, Summary: kind.String() + " for dispute d-1", ObservedAt: at, DisputeID: "d-1"}
 }
 
-func (sm *sim) count(kind string) int {
+func (sm *sim) count(kind audit.Kind) int {
 	n := 0
 	for _, a := range sm.audits {
-		if a.Kind == kind {
+		if a.Kind() == kind {
 			n++
 		}
 	}
 	return n
 }
 
-func (sm *sim) payloads(kind string) []map[string]any {
+func (sm *sim) payloads(kind audit.Kind) []map[string]any {
 	var out []map[string]any
 	for _, a := range sm.audits {
-		if a.Kind == kind {
+		if a.Kind() == kind {
+			b, err := json.Marshal(a)
+			require.NoError(sm.t, err)
 			var m map[string]any
-			require.NoError(sm.t, json.Unmarshal(a.Payload, &m))
+			require.NoError(sm.t, json.Unmarshal(b, &m))
 			out = append(out, m)
 		}
 	}
@@ -206,12 +211,15 @@ func TestTerminationAtMaxAttempts(t *testing.T) {
 	tests := []struct {
 		name        string
 		maxAttempts int
+		attempts    int // that run before the cycle terminates
 		wantCum     float64
 	}{
 		// The reference: with the defaults attempt 24 happens at 64 980 s.
-		{"defaults", 24, 64980},
-		{"three", 3, 60 + 120},
-		{"one", 1, 0},
+		{"defaults", 24, 24, 64980},
+		{"three", 3, 3, 60 + 120},
+		// The bounds are checked only after a retry: attempt 2 still runs
+		// (the reference's loop checks them after its first sleep).
+		{"one", 1, 2, 60},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,13 +227,13 @@ func TestTerminationAtMaxAttempts(t *testing.T) {
 			cfg := defaults()
 			cfg.MaxAttempts = tc.maxAttempts
 			sm := newSim(t, cfg)
-			for i := 0; i < tc.maxAttempts; i++ {
+			for i := 0; i < tc.attempts; i++ {
 				require.NotEqual(t, StatusTerminated, sm.s.Status)
 				sm.attempt(EvidenceNoReply)
 			}
 			require.Equal(t, StatusTerminated, sm.s.Status)
-			require.Equal(t, tc.maxAttempts, sm.count(AuditAttempt), "exactly max_attempts attempt rows")
-			require.Equal(t, []map[string]any{{"attempt": float64(tc.maxAttempts), "cumulative_secs": tc.wantCum}},
+			require.Equal(t, tc.attempts, sm.count(AuditAttempt), "one attempt row per attempt that ran")
+			require.Equal(t, []map[string]any{{"attempt": float64(tc.attempts), "cumulative_secs": tc.wantCum}},
 				sm.payloads(AuditTerminated), "the terminated payload reports the last attempt that ran")
 			require.Equal(t, 0, sm.count(AuditRecovered))
 			require.Equal(t, 1, sm.logged(LogTerminated))
@@ -257,8 +265,8 @@ func TestTerminationByCumulativeTime(t *testing.T) {
 	require.Equal(t, 4, sm.count(AuditAttempt))
 	require.Equal(t, []map[string]any{{"attempt": float64(4), "cumulative_secs": float64(420)}}, sm.payloads(AuditTerminated))
 	// The terminated row follows the last attempt row.
-	require.Equal(t, AuditAttempt, sm.audits[len(sm.audits)-2].Kind)
-	require.Equal(t, AuditTerminated, sm.audits[len(sm.audits)-1].Kind)
+	require.Equal(t, AuditAttempt, sm.audits[len(sm.audits)-2].Kind())
+	require.Equal(t, AuditTerminated, sm.audits[len(sm.audits)-1].Kind())
 }
 
 func TestBackoffSequence(t *testing.T) {
@@ -338,7 +346,7 @@ func TestLossWhileAuthorizedStartsFreshCycle(t *testing.T) {
 			require.Zero(t, sm.s.CumulativeWait)
 			require.Equal(t, sm.now.Add(60*time.Second), sm.s.NextAttemptAt, "the fresh cycle waits the initial interval")
 			require.Len(t, sm.audits, before+1)
-			require.Equal(t, AuditAttempt, sm.audits[before].Kind)
+			require.Equal(t, AuditAttempt, sm.audits[before].Kind())
 
 			// And it is bounded like the first: it recovers or terminates.
 			sm.attempt(EvidenceTookDispute)
@@ -359,6 +367,9 @@ func TestReportsWhileNotAuthorizedChangeNothing(t *testing.T) {
 			}
 			sm := newSim(t, cfg)
 			sm.attempt(EvidenceNoReply)
+			if status == StatusTerminated {
+				sm.attempt(EvidenceNoReply) // attempt 1 never terminates
+			}
 			require.Equal(t, status, sm.s.Status)
 			before := sm.s
 			sm.now = sm.now.Add(10 * time.Second)
@@ -586,6 +597,7 @@ func TestResetUsesEvidenceObservedWhileTerminated(t *testing.T) {
 	cfg.MaxAttempts = 1
 	sm := newSim(t, cfg)
 	sm.attempt(EvidenceNoReply)
+	sm.attempt(EvidenceNoReply) // attempt 1 never terminates
 	require.Equal(t, StatusTerminated, sm.s.Status)
 	sm.now = sm.now.Add(time.Hour)
 	sm.apply(TakeObserved{Evidence: ev(EvidenceTookDispute, sm.now)})
@@ -698,6 +710,159 @@ func TestAgainstEvidenceOlderThanTheProofIsStale(t *testing.T) {
 			require.Equal(t, StatusUnauthorized, sm.s.Status)
 			require.Equal(t, kind, sm.s.Evidence.Kind)
 			require.Equal(t, 1, sm.count(AuditAttempt))
+		})
+	}
+}
+
+// max_attempts = 1: the reference checks the bounds only after a loop
+// attempt (after its first sleep), so attempt 2 still runs and the cycle
+// terminates there with 60 s waited. Every way a cycle starts behaves so.
+func TestMaxAttemptsOneStillRunsAttemptTwo(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// start brings the machine to attempt 1 of a cycle, failed.
+		start func(sm *sim)
+	}{
+		{"initial check fails", func(sm *sim) { sm.attempt(EvidenceCantDoInvalidPubkey) }},
+		{"loss while authorized", func(sm *sim) {
+			sm.attempt(EvidenceTookDispute)
+			require.Equal(sm.t, StatusAuthorized, sm.s.Status)
+			sm.now = sm.now.Add(time.Hour)
+			sm.apply(LossReported{Reason: "refused"})
+		}},
+		{"operator reset", func(sm *sim) {
+			sm.attempt(EvidenceNoReply)
+			sm.attempt(EvidenceNoReply)
+			require.Equal(sm.t, StatusTerminated, sm.s.Status)
+			sm.apply(Reset{})
+			sm.attempt(EvidenceNoReply)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := defaults()
+			cfg.MaxAttempts = 1
+			sm := newSim(t, cfg)
+			tc.start(sm)
+			terminatedBefore := sm.count(AuditTerminated)
+			require.Equal(t, StatusUnauthorized, sm.s.Status, "attempt 1 does not terminate the cycle")
+			require.Equal(t, 1, sm.s.Attempt)
+			require.Equal(t, sm.now.Add(60*time.Second), sm.s.NextAttemptAt, "attempt 2 is scheduled after the initial interval")
+
+			sm.attempt(EvidenceNoReply)
+			require.Equal(t, StatusTerminated, sm.s.Status)
+			require.Equal(t, 2, sm.s.Attempt)
+			p := sm.payloads(AuditTerminated)
+			require.Len(t, p, terminatedBefore+1)
+			require.Equal(t, map[string]any{"attempt": float64(2), "cumulative_secs": float64(60)}, p[len(p)-1])
+		})
+	}
+
+	t.Run("a budget shorter than the first wait", func(t *testing.T) {
+		t.Parallel()
+		cfg := defaults()
+		cfg.MaxTotal = time.Second
+		sm := newSim(t, cfg)
+		sm.attempt(EvidenceNoReply)
+		require.Equal(t, StatusUnauthorized, sm.s.Status)
+		sm.attempt(EvidenceNoReply)
+		require.Equal(t, StatusTerminated, sm.s.Status)
+		require.Equal(t, []map[string]any{{"attempt": float64(2), "cumulative_secs": float64(60)}}, sm.payloads(AuditTerminated))
+	})
+}
+
+func TestStartedRechecksAnOldProof(t *testing.T) {
+	t.Parallel()
+	// authorized brings the machine to Authorized, proved at t0+2s.
+	authorized := func(t *testing.T) *sim {
+		sm := newSim(t, defaults())
+		sm.attempt(EvidenceTookDispute)
+		require.Equal(t, StatusAuthorized, sm.s.Status)
+		return sm
+	}
+	t.Run("a recent proof stands", func(t *testing.T) {
+		t.Parallel()
+		sm := authorized(t)
+		sm.now = sm.s.Evidence.ObservedAt.Add(time.Hour - time.Second)
+		r := sm.apply(Started{})
+		require.False(t, r.Changed)
+		require.False(t, r.Persist)
+		require.Equal(t, StatusAuthorized, sm.s.Status)
+		require.Equal(t, 1, sm.logged(LogContinues))
+	})
+	t.Run("an old proof is re-checked as on a fresh installation", func(t *testing.T) {
+		t.Parallel()
+		sm := authorized(t)
+		proof := sm.s.Evidence
+		sm.now = proof.ObservedAt.Add(time.Hour)
+		r := sm.apply(Started{})
+		require.True(t, r.Changed)
+		require.True(t, r.Transitioned())
+		require.Equal(t, StatusUnknown, sm.s.Status)
+		require.Equal(t, sm.now, sm.s.Since)
+		require.Equal(t, 0, sm.s.Attempt)
+		require.Equal(t, proof, sm.s.Evidence, "the old proof stays the evidence until the check says more")
+		require.Empty(t, r.Audits, "a re-check is not a failure")
+		require.Equal(t, 1, sm.logged(LogRecheck))
+		require.True(t, sm.s.AttemptDue(sm.now), "the initial check is due at once")
+
+		// The old proof is not fresh evidence: the check grants a standing
+		// probe, and a new take settles it without any audit row.
+		sm.nodeOK()
+		require.Equal(t, StatusUnknown, sm.s.Status)
+		require.True(t, sm.s.Probe.Open())
+		require.True(t, sm.s.Probe.Deadline.IsZero(), "standing: a quiet node is not a failure")
+		sm.now = sm.now.Add(time.Minute)
+		sm.apply(TakeObserved{ProbeID: sm.s.Probe.ID, Evidence: ev(EvidenceTookDispute, sm.now)})
+		require.Equal(t, StatusAuthorized, sm.s.Status)
+		require.Empty(t, sm.audits)
+
+		// Started again right away (another replica): nothing changes.
+		require.False(t, sm.apply(Started{}).Changed)
+	})
+	t.Run("a proof without a time is old", func(t *testing.T) {
+		t.Parallel()
+		sm := authorized(t)
+		sm.s.Evidence.ObservedAt = time.Time{}
+		require.True(t, sm.apply(Started{}).Changed)
+		require.Equal(t, StatusUnknown, sm.s.Status)
+	})
+	t.Run("an old loss found at the re-check starts a cycle", func(t *testing.T) {
+		t.Parallel()
+		sm := authorized(t)
+		sm.now = sm.now.Add(2 * time.Hour)
+		sm.apply(Started{})
+		require.True(t, sm.apply(Tick{}).CheckNode)
+		sm.apply(NodeChecked{Err: "unsupported protocol version 3"})
+		require.Equal(t, StatusUnauthorized, sm.s.Status)
+		require.Equal(t, []map[string]any{{"attempt": float64(1), "error": "mostro node check: unsupported protocol version 3"}},
+			sm.payloads(AuditAttempt))
+	})
+	for _, status := range []Status{StatusUnknown, StatusUnauthorized, StatusTerminated} {
+		t.Run(status.String()+" continues", func(t *testing.T) {
+			t.Parallel()
+			cfg := defaults()
+			cfg.MaxAttempts = 2
+			sm := newSim(t, cfg)
+			switch status {
+			case StatusUnknown:
+				sm.nodeOK() // a standing probe
+			case StatusUnauthorized:
+				sm.attempt(EvidenceNoReply)
+			case StatusTerminated:
+				sm.attempt(EvidenceNoReply)
+				sm.attempt(EvidenceNoReply)
+			}
+			require.Equal(t, status, sm.s.Status)
+			before := sm.s
+			sm.now = sm.now.Add(48 * time.Hour)
+			r := sm.apply(Started{})
+			require.False(t, r.Changed)
+			require.False(t, r.Persist)
+			require.Equal(t, before, sm.s)
+			require.Equal(t, 1, sm.logged(LogContinues))
 		})
 	}
 }

@@ -191,8 +191,8 @@ type State struct {
 	// scheduled (Authorized, Terminated, or an attempt in flight).
 	NextAttemptAt time.Time
 	// LastAttemptAt is when the newest attempt finished (for a reset
-	// cycle: when the previous cycle's last attempt did). Evidence observed
-	// after it is fresh.
+	// cycle: when the previous cycle's last attempt did; for a re-check on
+	// start: when it began). Evidence observed after it is fresh.
 	LastAttemptAt time.Time
 	// LastError is the error of the newest failed attempt of the cycle.
 	LastError string

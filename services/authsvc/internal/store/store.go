@@ -1,25 +1,28 @@
 // Package store keeps authsvc's state in Postgres: the one authsvc_state
 // row (written under a row lock, NOTIFY authsvc_state with the new version
-// in the same transaction), the audit rows in mediation_events, the loop
-// lease (authsvc_lease, database time, a term that fences the loop's
-// writes), and the LISTEN connection every replica keeps.
+// in the same transaction), the loop lease (authsvc_lease, database time, a
+// term that fences the loop's writes), and the auth_retry_* audit rows,
+// appended through pkg/audit in the transaction of the state they record.
+// It only runs SQL: every decision comes in from the caller (see
+// docs/authorization.md).
 package store
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/serbero/serbero/pkg/audit"
 	"github.com/serbero/serbero/services/authsvc/internal/revalidation"
 )
 
-// Channel is the NOTIFY channel; the payload is the new version.
+// Channel is the NOTIFY channel; the payload is the new version (listeners
+// treat it as a hint and re-read the version).
 const Channel = "authsvc_state"
 
 // ErrNotLeader is returned by a fenced Apply when the caller's lease term
@@ -29,11 +32,10 @@ var ErrNotLeader = errors.New("authsvc: lease lost")
 // Store is the Postgres side of authsvc.
 type Store struct {
 	pool *pgxpool.Pool
-	log  *slog.Logger
 }
 
 // New returns a store on pool.
-func New(pool *pgxpool.Pool, log *slog.Logger) *Store { return &Store{pool: pool, log: log} }
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // Fence names a lease term; writes under it succeed only while it is held.
 type Fence struct {
@@ -173,9 +175,9 @@ func (s *Store) Apply(ctx context.Context, fence *Fence, now time.Time, step fun
 		if res.Err != nil || !res.Persist {
 			return nil //nolint:nilerr // a refused step commits nothing; its error travels in out.Result
 		}
-		for _, a := range res.Audits {
-			if err := insertAudit(ctx, tx, a, now); err != nil {
-				out.AuditErrors = append(out.AuditErrors, fmt.Errorf("write %s audit row: %w", a.Kind, err))
+		for _, p := range res.Audits {
+			if err := appendAudit(ctx, tx, p, now); err != nil {
+				out.AuditErrors = append(out.AuditErrors, fmt.Errorf("write %s audit row: %w", p.Kind(), err))
 			}
 		}
 		if err := writeState(ctx, tx, res.State); err != nil {
@@ -194,12 +196,11 @@ func (s *Store) Apply(ctx context.Context, fence *Fence, now time.Time, step fun
 	return out, nil
 }
 
-// insertAudit writes one mediation_events row inside a savepoint, so its
-// failure rolls back only itself.
-func insertAudit(ctx context.Context, tx pgx.Tx, a revalidation.Audit, now time.Time) error {
+// appendAudit appends one daemon-scoped audit row inside a savepoint, so
+// its failure rolls back only itself.
+func appendAudit(ctx context.Context, tx pgx.Tx, p audit.Payload, now time.Time) error {
 	return pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-		_, err := sp.Exec(ctx, `INSERT INTO mediation_events (session_id, kind, payload_json, occurred_at)
-			VALUES (NULL, $1, $2::jsonb, $3)`, a.Kind, string(a.Payload), now.Unix())
+		_, err := audit.Append(ctx, sp, audit.Event{Payload: p, OccurredAt: now.Unix()})
 		return err
 	})
 }
@@ -292,51 +293,4 @@ func (s *Store) CurrentLease(ctx context.Context) (Lease, error) {
 		return l, fmt.Errorf("read authsvc lease: %w", err)
 	}
 	return l, nil
-}
-
-// Listen keeps a dedicated connection (outside the pool) listening on
-// Channel until ctx ends, reconnecting after failures. It calls
-// onConnected after every (re)connection (notifications may have been
-// missed meanwhile) and onNotify with each version announced.
-func (s *Store) Listen(ctx context.Context, onConnected func(), onNotify func(version int64)) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, func() { backoff = 100 * time.Millisecond; onConnected() }, onNotify)
-		if ctx.Err() != nil {
-			return
-		}
-		s.log.Warn("authsvc state listener disconnected; reconnecting", "error", err, "backoff", backoff.String())
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
-func (s *Store) listenOnce(ctx context.Context, onConnected func(), onNotify func(int64)) error {
-	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	onConnected()
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return fmt.Errorf("wait for notification: %w", err)
-		}
-		v, err := strconv.ParseInt(n.Payload, 10, 64)
-		if err != nil {
-			s.log.Warn("ignoring malformed authsvc notification", "payload", n.Payload)
-			continue
-		}
-		onNotify(v)
-	}
 }

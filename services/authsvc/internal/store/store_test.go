@@ -3,13 +3,13 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/serbero/serbero/pkg/pgdbtest"
+	"github.com/serbero/serbero/pkg/pglisten"
 	"github.com/serbero/serbero/services/authsvc/internal/revalidation"
 	"github.com/serbero/serbero/services/authsvc/internal/store"
 )
@@ -29,7 +29,7 @@ func machine() revalidation.Machine {
 
 func newStore(t *testing.T) (*store.Store, *pgdbtest.DB) {
 	db := pgdbtest.NewDB(t)
-	return store.New(db.Pool, slog.New(slog.DiscardHandler)), db
+	return store.New(db.Pool), db
 }
 
 func TestInitialRow(t *testing.T) {
@@ -185,38 +185,35 @@ func TestLease(t *testing.T) {
 	require.True(t, l.Live)
 }
 
-func TestListen(t *testing.T) {
+// A committed change notifies Channel (listeners then re-read the version).
+func TestApplyNotifiesTheChannel(t *testing.T) {
 	t.Parallel()
-	s, _ := newStore(t)
+	s, db := newStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	connected := make(chan struct{}, 4)
-	versions := make(chan int64, 4)
+	l, err := pglisten.New(pglisten.Options{ConnConfig: db.Pool.Config().ConnConfig})
+	require.NoError(t, err)
+	sub, err := l.Subscribe(store.Channel)
+	require.NoError(t, err)
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.Listen(ctx, func() { connected <- struct{}{} }, func(v int64) { versions <- v })
-	}()
+	go func() { defer close(done); _ = l.Run(ctx) }()
+	defer func() { cancel(); <-done }()
 	select {
-	case <-connected:
+	case <-sub.C(): // listening
 	case <-time.After(10 * time.Second):
 		t.Fatal("listener never connected")
 	}
 	m := machine()
-	_, err := s.Apply(ctx, nil, t0, func(cur revalidation.State) revalidation.Result {
+	_, err = s.Apply(ctx, nil, t0, func(cur revalidation.State) revalidation.Result {
 		return m.Step(cur, revalidation.LossReported{Reason: "x"}, t0)
 	})
 	require.NoError(t, err)
 	select {
-	case v := <-versions:
-		require.Equal(t, int64(2), v)
-	case <-time.After(5 * time.Second):
+	case <-sub.C():
+	case <-time.After(10 * time.Second):
 		t.Fatal("no notification")
 	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("listener did not stop")
-	}
+	v, err := s.Version(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), v)
 }

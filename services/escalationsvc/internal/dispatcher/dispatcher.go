@@ -21,6 +21,7 @@ import (
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/handoff"
 	"github.com/serbero/serbero/pkg/mostro/keys"
+	"github.com/serbero/serbero/pkg/textcut"
 	"github.com/serbero/serbero/services/escalationsvc/internal/metrics"
 	"github.com/serbero/serbero/services/escalationsvc/internal/route"
 	"github.com/serbero/serbero/services/escalationsvc/internal/store"
@@ -469,12 +470,9 @@ func (d *Dispatcher) retry(ctx context.Context, log *slog.Logger, h *handoff.Han
 	d.m.Retried.Inc()
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
+// truncate bounds text for a column: at most n bytes, cut at a character
+// boundary (a byte cut inside one is invalid UTF-8, which Postgres refuses).
+func truncate(s string, n int) string { return textcut.Bytes(s, n) }
 
 // short abbreviates a pubkey for logs (solver pubkeys are public, but long).
 func short(pk string) string {

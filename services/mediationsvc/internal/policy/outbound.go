@@ -3,6 +3,8 @@ package policy
 import (
 	"regexp"
 	"strings"
+
+	"github.com/serbero/serbero/pkg/textcut"
 )
 
 // ViolationKind says what an outbound text did wrong.
@@ -93,9 +95,7 @@ func placeholderViolations(texts ...string) []Violation {
 	var out []Violation
 	for _, t := range texts {
 		for _, m := range placeholderRe.FindAllString(t, 8) {
-			if len(m) > 64 {
-				m = m[:64]
-			}
+			m = textcut.Bytes(m, 64) // never half a character
 			out = append(out, Violation{Kind: ViolationPlaceholder, Match: m})
 		}
 	}

@@ -5,7 +5,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/serbero/serbero/pkg/textcut"
 )
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -28,16 +29,9 @@ func jitter(d time.Duration) time.Duration {
 	return half + time.Duration(rand.Int64N(int64(half)))
 }
 
-// truncate shortens s to at most n bytes, at a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
+// truncate bounds relay text (notices, refusals) to n characters, cut at a
+// character boundary, with "…" when something was cut.
+func truncate(s string, n int) string { return textcut.Ellipsis(s, n) }
 
 // seenSet remembers recently handled event ids per subscription, so the
 // same event from several relays is handled once (handlers still dedupe

@@ -642,11 +642,13 @@ type ReportTakeOutcomeRequest struct {
 	ObservedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
 	// The probe this take answers, if it was one.
 	ProbeId string `protobuf:"bytes,5,opt,name=probe_id,json=probeId,proto3" json:"probe_id,omitempty"`
-	// The newest kind 38386 status the caller knew for the dispute when it
-	// sent the take (e.g. "initiated"). Mostro refuses every solver a take of
-	// a dispute that is no longer initiated with cant-do invalid_pubkey, so
-	// that answer counts as evidence against registration only when this is
-	// "initiated" or empty (unknown).
+	// The newest kind 38386 status the caller knows for the dispute when it
+	// reports, after Mostro's answer (e.g. "in-progress" when another solver
+	// took it meanwhile). Mostro refuses every solver a take of a dispute
+	// that is no longer initiated with cant-do invalid_pubkey, so that answer
+	// counts as evidence against registration only when this is "initiated"
+	// (any case) or empty (unknown). pkg/authprobe asks for it again after a
+	// short wait while it still says initiated.
 	DisputeStatus string `protobuf:"bytes,6,opt,name=dispute_status,json=disputeStatus,proto3" json:"dispute_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -779,7 +781,7 @@ type ClaimProbeRequest struct {
 	DisputeId string `protobuf:"bytes,2,opt,name=dispute_id,json=disputeId,proto3" json:"dispute_id,omitempty"`
 	// Identifies the claiming prober, stable for the life of its process and
 	// distinct from every other prober (e.g. host, pid and a random suffix;
-	// package prober makes one), at most 128 printable characters. Required:
+	// pkg/authprobe makes one), at most 128 printable characters. Required:
 	// a claim without it is INVALID_ARGUMENT, so two anonymous claimers can
 	// never both be granted.
 	// A repeated claim is granted again only when claimer_id and dispute_id

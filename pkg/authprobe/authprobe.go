@@ -1,6 +1,7 @@
-// Package prober is the mediationsvc side of authsvc's authorization check:
-// it turns real admin-take-dispute attempts into the evidence authsvc
-// decides on.
+// Package authprobe is the client side of authsvc's authorization check,
+// for mediationsvc: it turns real admin-take-dispute attempts into the
+// evidence authsvc decides on. It depends only on the generated gRPC
+// clients; the contract is written in docs/authorization.md#the-probe.
 //
 // Two pieces:
 //
@@ -22,19 +23,25 @@
 // mediationsvc would take anyway (eligible, initiated, positive reasoning
 // verdict); the gate refusing it only because authsvc is not Authorized is
 // exactly the case a probe exists for.
-package prober
+//
+// Mostro answers cant-do invalid_pubkey both to a pubkey that is not a
+// solver and to a solver taking a dispute someone else took first. authsvc
+// counts it against Serbero only when the dispute was still initiated, so
+// the report must carry the newest status the caller knows after the
+// answer: give TakeOptions.DisputeStatus (Options.DisputeStatus for a
+// Prober), which is asked again after StatusSettle when it still says
+// initiated, in case the other solver's in-progress revision is on its way.
+package authprobe
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -42,18 +49,34 @@ import (
 
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
+	"github.com/serbero/serbero/pkg/replica"
+	"github.com/serbero/serbero/pkg/retry"
 )
 
 // DefaultTakeTimeout is how long relaygw waits for Mostro's reply (the
 // reference's take-flow timeout).
 const DefaultTakeTimeout = 15 * time.Second
 
+// DefaultStatusSettle is how long after a cant-do invalid_pubkey for a
+// dispute still known as initiated TakeAndReport waits before it asks for
+// the dispute's status again: Mostro publishes the in-progress revision of
+// a dispute another solver took moments before, and it travels relay →
+// relaygw → intakesvc → mediationsvc.
+const DefaultStatusSettle = 5 * time.Second
+
+// DefaultRetryInterval is the default Options.RetryInterval.
+const DefaultRetryInterval = 5 * time.Second
+
+// StatusInitiated is the kind 38386 status of a dispute no solver holds.
+const StatusInitiated = "initiated"
+
 // Candidate is a dispute mediationsvc would take now.
 type Candidate struct {
 	// DisputeID is the dispute id (a UUID).
 	DisputeID string
-	// Status is the newest kind 38386 status known for it (normally
-	// "initiated"); authsvc needs it to judge a cant-do invalid_pubkey.
+	// Status is the newest kind 38386 status known for it when it was
+	// picked (normally "initiated"); reported unless DisputeStatus says
+	// newer.
 	Status string
 }
 
@@ -64,6 +87,8 @@ type Outcome struct {
 	Reported authsvcv1.TakeOutcome
 	// CantDoReason is the reason of a cant-do.
 	CantDoReason string
+	// DisputeStatus is the dispute status reported with it.
+	DisputeStatus string
 	// Response is relaygw's response when Mostro replied.
 	Response *relaygwv1.SendMostroRequestResponse
 	// State is authsvc's state after the report (nil when not reported).
@@ -78,6 +103,10 @@ func (o Outcome) Took() bool { return o.Reported == authsvcv1.TakeOutcome_TAKE_O
 // the relays unavailable); nothing was reported.
 var ErrNoEvidence = errors.New("the take produced no evidence")
 
+// StatusFunc returns the newest kind 38386 status the caller knows for a
+// dispute ("" when it knows none).
+type StatusFunc func(ctx context.Context, disputeID string) (string, error)
+
 // TakeOptions tune one take.
 type TakeOptions struct {
 	// ProbeID is the probe the take answers, if it is one.
@@ -90,6 +119,18 @@ type TakeOptions struct {
 	// so a solver that holds no dispute in progress is first contact on
 	// every request, even after the node answered it. Probes always set it.
 	FirstContact bool
+	// DisputeStatus, if set, is asked for the dispute's status after a
+	// cant-do invalid_pubkey; while it says initiated (or fails) it is asked
+	// once more after StatusSettle. Without it the candidate's status is
+	// reported, and a dispute another solver took moments before counts as
+	// evidence against Serbero.
+	DisputeStatus StatusFunc
+	// StatusSettle is the wait before asking DisputeStatus again (default
+	// DefaultStatusSettle; negative: no second question).
+	StatusSettle time.Duration
+	// Clock times the observation and the settle wait; nil is the real
+	// clock.
+	Clock clockwork.Clock
 }
 
 // TakeAndReport sends admin-take-dispute for c through relaygw, waits for
@@ -103,6 +144,10 @@ func TakeAndReport(ctx context.Context, rg relaygwv1.RelayGatewayServiceClient, 
 	if timeout <= 0 {
 		timeout = DefaultTakeTimeout
 	}
+	clock := o.Clock
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
 	// relaygw's own wait ends first, so a DeadlineExceeded is Mostro's
 	// silence, not this call's deadline.
 	cctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
@@ -114,8 +159,8 @@ func TakeAndReport(ctx context.Context, rg relaygwv1.RelayGatewayServiceClient, 
 	})
 	callErr := cctx.Err()
 	cancel()
-	observed := time.Now()
-	out := Outcome{Response: resp}
+	observed := clock.Now()
+	out := Outcome{Response: resp, DisputeStatus: c.Status}
 	switch {
 	case err == nil && resp.GetReply().GetTookDispute() != nil, err == nil && resp.GetReply().GetAction() == "admin-took-dispute":
 		out.Reported = authsvcv1.TakeOutcome_TAKE_OUTCOME_TOOK
@@ -129,19 +174,48 @@ func TakeAndReport(ctx context.Context, rg relaygwv1.RelayGatewayServiceClient, 
 	default:
 		return out, fmt.Errorf("%w: send admin-take-dispute: %w", ErrNoEvidence, err)
 	}
+	if out.CantDoReason == "invalid_pubkey" && o.DisputeStatus != nil {
+		out.DisputeStatus = settledStatus(ctx, clock, c, o)
+	}
 	rep, err := auth.ReportTakeOutcome(ctx, &authsvcv1.ReportTakeOutcomeRequest{
 		DisputeId:     c.DisputeID,
 		Outcome:       out.Reported,
 		CantDoReason:  out.CantDoReason,
 		ObservedAt:    timestamppb.New(observed),
 		ProbeId:       o.ProbeID,
-		DisputeStatus: c.Status,
+		DisputeStatus: out.DisputeStatus,
 	})
 	if err != nil {
 		return out, fmt.Errorf("report take outcome to authsvc: %w", err)
 	}
 	out.State = rep.GetState()
 	return out, nil
+}
+
+// settledStatus is the dispute status to report with an invalid_pubkey:
+// the caller's newest, asked again after the settle wait while it still
+// says initiated. A failing question falls back to what is known.
+func settledStatus(ctx context.Context, clock clockwork.Clock, c Candidate, o TakeOptions) string {
+	known := c.Status
+	ask := func() bool { // reports whether the dispute is no longer initiated
+		st, err := o.DisputeStatus(ctx, c.DisputeID)
+		if err == nil && st != "" {
+			known = st
+		}
+		return known != "" && known != StatusInitiated
+	}
+	if ask() {
+		return known
+	}
+	settle := o.StatusSettle
+	if settle == 0 {
+		settle = DefaultStatusSettle
+	}
+	if settle < 0 || !retry.Sleep(ctx, clock, settle) {
+		return known
+	}
+	ask()
+	return known
 }
 
 // Options configures a Prober.
@@ -156,6 +230,10 @@ type Options struct {
 	// OnTook, if set, receives a probe whose take succeeded: the dispute is
 	// now Serbero's, mediationsvc should go on with it.
 	OnTook func(ctx context.Context, c Candidate, out Outcome)
+	// DisputeStatus and StatusSettle are passed to every TakeAndReport
+	// (see TakeOptions).
+	DisputeStatus StatusFunc
+	StatusSettle  time.Duration
 	// Logger receives the prober's log lines.
 	Logger *slog.Logger
 	// TakeTimeout bounds the wait for Mostro's reply (default 15 s).
@@ -166,8 +244,10 @@ type Options struct {
 	RetryInterval time.Duration
 	// ClaimerID identifies this prober in ClaimProbe. It must differ from
 	// every other prober's and stay the same for the life of the process;
-	// the default (host, pid and a random suffix, fixed at New) does both.
+	// the default (replica.ID, fixed at New) does both.
 	ClaimerID string
+	// Clock paces the retries; nil is the real clock.
+	Clock clockwork.Clock
 }
 
 // Prober runs probes for authsvc.
@@ -186,24 +266,19 @@ func New(o Options) *Prober {
 		o.TakeTimeout = DefaultTakeTimeout
 	}
 	if o.RetryInterval <= 0 {
-		o.RetryInterval = 5 * time.Second
+		o.RetryInterval = DefaultRetryInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.Logger = o.Logger.With("component", "authprobe")
 	if o.ClaimerID == "" {
-		o.ClaimerID = defaultClaimerID()
+		o.ClaimerID = replica.ID("authprobe")
+	}
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
 	}
 	return &Prober{o: o, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
-}
-
-// defaultClaimerID is host-pid-random: distinct across replicas and across
-// probers of one process, fixed for the prober's life.
-func defaultClaimerID() string {
-	host, _ := os.Hostname()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
 // ClaimerID returns the identity this prober claims probes with.
@@ -260,10 +335,8 @@ func (p *Prober) watch(ctx context.Context) {
 			return
 		}
 		p.o.Logger.Warn("authsvc state stream ended; reopening", "error", err, "retry_in", p.o.RetryInterval.String())
-		select {
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, p.o.Clock, p.o.RetryInterval) {
 			return
-		case <-time.After(p.o.RetryInterval):
 		}
 	}
 }
@@ -275,16 +348,25 @@ func (p *Prober) work(ctx context.Context) {
 		if probe := st.GetProbeId(); probe != "" && st.GetProbeDisputeId() == "" {
 			p.try(ctx, probe)
 		}
-		var retry <-chan time.Time
+		var (
+			retryC <-chan time.Time
+			timer  clockwork.Timer
+		)
 		if st := p.State(); st.GetProbeId() != "" && st.GetProbeDisputeId() == "" {
-			retry = time.After(p.o.RetryInterval)
+			timer = p.o.Clock.NewTimer(p.o.RetryInterval)
+			retryC = timer.Chan()
 		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-p.wake:
 		case <-p.kick:
-		case <-retry:
+		case <-retryC:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
 		}
 	}
 }
@@ -311,13 +393,16 @@ func (p *Prober) try(ctx context.Context, probe string) {
 		return
 	}
 	log.Info("probe: taking a dispute to check solver authorization", "dispute_id", c.DisputeID)
-	out, err := TakeAndReport(ctx, p.o.Relaygw, p.o.Auth, c, TakeOptions{ProbeID: probe, Timeout: p.o.TakeTimeout, FirstContact: true})
+	out, err := TakeAndReport(ctx, p.o.Relaygw, p.o.Auth, c, TakeOptions{
+		ProbeID: probe, Timeout: p.o.TakeTimeout, FirstContact: true,
+		DisputeStatus: p.o.DisputeStatus, StatusSettle: p.o.StatusSettle, Clock: p.o.Clock,
+	})
 	if err != nil {
 		log.Warn("probe: take produced no report", "error", err, "dispute_id", c.DisputeID)
 		return
 	}
 	log.Info("probe: outcome reported", "dispute_id", c.DisputeID, "outcome", out.Reported.String(),
-		"cant_do_reason", out.CantDoReason, "state", out.State.GetState().String())
+		"cant_do_reason", out.CantDoReason, "dispute_status", out.DisputeStatus, "state", out.State.GetState().String())
 	if out.Took() && p.o.OnTook != nil {
 		p.o.OnTook(ctx, c, out)
 	}
