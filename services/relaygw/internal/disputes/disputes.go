@@ -124,8 +124,7 @@ func (i *Ingest) Spec(cursors pool.Cursors) pool.Spec {
 
 // initial is where a relay without a cursor starts: at the oldest cursor
 // of the other relays (a relay added later), else at the deployment's
-// first start minus the margin or the backfill window, or at the newest
-// stored event minus the margin if that is later.
+// first start minus the margin or the backfill window.
 func (i *Ingest) initial(ctx context.Context, relayURL string) (*nostr.Timestamp, error) {
 	st, err := i.ensureStart(ctx)
 	if err != nil {
@@ -143,15 +142,9 @@ func (i *Ingest) initial(ctx context.Context, relayURL string) (*nostr.Timestamp
 	if from == 0 {
 		from = i.o.Now().Unix()
 	}
+	// (Not from the newest stored event: with no cursor, the window that
+	// stored it may not have been read to its end.)
 	since := max(from-max(margin, st.BackfillSeconds), 0)
-	// No relay has a cursor but events are stored (every relay was
-	// replaced, and retention removed the old relays' cursors): go on from
-	// the newest one rather than from the deployment's start.
-	if ts, ok, err := i.store.NewestDisputeEvent(ctx); err != nil {
-		return nil, err
-	} else if ok {
-		since = max(since, ts-margin)
-	}
 	s := nostr.Timestamp(since)
 	return &s, nil
 }

@@ -63,16 +63,3 @@ func (s *Store) OldestCursor(ctx context.Context, key string) (ts int64, ok bool
 	}
 	return *v, true, nil
 }
-
-// NewestDisputeEvent is the created_at of the newest stored dispute event;
-// ok is false when none is stored.
-func (s *Store) NewestDisputeEvent(ctx context.Context) (ts int64, ok bool, err error) {
-	var v *int64
-	if err := s.pool.QueryRow(ctx, `SELECT max(created_at) FROM relaygw_dispute_events`).Scan(&v); err != nil {
-		return 0, false, fmt.Errorf("read the newest dispute event: %w", err)
-	}
-	if v == nil {
-		return 0, false, nil
-	}
-	return *v, true, nil
-}
