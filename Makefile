@@ -34,13 +34,9 @@ dev/stop-db: ## stop the private Postgres that make dev or make test started und
 TESTDB = $$(PG_URL="$${TEST_DATABASE_URL:-}" scripts/postgres.sh url)
 
 .PHONY: test
-test: ## run every test of every module (finds or starts Postgres: scripts/postgres.sh)
+test: ## run every test of every module under the race detector (finds or starts Postgres: scripts/postgres.sh)
 	@url=$(TESTDB); echo "TEST_DATABASE_URL=$$url"; \
-	  TEST_DATABASE_URL=$$url $(GOTEST) $(TESTFLAGS) $(PKGS)
-
-.PHONY: test/race
-test/race: ## run every test with the race detector (go-nostr v0.52.3 itself reports races in Relay close)
-	@url=$(TESTDB); TEST_DATABASE_URL=$$url $(GOTEST) -race $(TESTFLAGS) $(PKGS)
+	  TEST_DATABASE_URL=$$url $(GOTEST) -race $(TESTFLAGS) $(PKGS)
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target of every module for FUZZTIME each (default 1m; CI runs 5s; see scripts/fuzz.sh)

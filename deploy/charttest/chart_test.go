@@ -114,7 +114,8 @@ func TestValueSets(t *testing.T) {
 // internal/runner/<component>.go.
 func TestPeersMatchRunner(t *testing.T) {
 	t.Parallel()
-	dial := regexp.MustCompile(`peers\.conn\(config\.Target(\w+),`)
+	// peers.conn(user, peer, address): the second argument is the peer.
+	dial := regexp.MustCompile(`peers\.conn\(config\.Target\w+, config\.Target(\w+),`)
 	for _, c := range components {
 		src, err := os.ReadFile(filepath.Join(repoRoot, "internal", "runner", c.name+".go"))
 		require.NoError(t, err)

@@ -45,7 +45,7 @@ var components = []struct {
 	{"intakesvc", intakesvcv1.IntakeService_ServiceDesc.ServiceName, []string{"relaygw"}},
 	{"authsvc", authsvcv1.AuthService_ServiceDesc.ServiceName, []string{"relaygw"}},
 	{"mediationsvc", mediationsvcv1.MediationService_ServiceDesc.ServiceName, []string{"relaygw", "authsvc", "intakesvc"}},
-	{"escalationsvc", escalationsvcv1.EscalationService_ServiceDesc.ServiceName, []string{"relaygw"}},
+	{"escalationsvc", escalationsvcv1.EscalationService_ServiceDesc.ServiceName, []string{"relaygw", "intakesvc"}},
 }
 
 // helmBin is the pinned helm, built by `make bin/helm` (HELM overrides it).

@@ -20,6 +20,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nbd-wtf/go-nostr"
 
+	"github.com/serbero/serbero/pkg/mostro/relayconn"
+
 	"github.com/serbero/serbero/pkg/mostro"
 	"github.com/serbero/serbero/pkg/mostro/dm"
 	"github.com/serbero/serbero/pkg/mostro/keys"
@@ -171,7 +173,7 @@ func readKeyFile(path string) (keys.Keys, error) {
 func publish(ctx context.Context, relayURL string, ev nostr.Event) error {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	r, err := nostr.RelayConnect(cctx, relayURL)
+	r, err := relayconn.Dial(cctx, relayURL, relayconn.Options{})
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w (is serbero serve --dev running?)", relayURL, err)
 	}
@@ -258,7 +260,7 @@ func readDMsCommand(ctx context.Context, args []string, io IO) error {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	r, err := nostr.RelayConnect(cctx, *relayURL)
+	r, err := relayconn.Dial(cctx, *relayURL, relayconn.Options{})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w (is serbero serve --dev running?)", *relayURL, err)
@@ -266,35 +268,20 @@ func readDMsCommand(ctx context.Context, args []string, io IO) error {
 	defer r.Close()
 	// Gift wraps are back-dated up to two days.
 	since := nostr.Timestamp(time.Now().Add(-7 * 24 * time.Hour).Unix())
-	sub, err := r.Subscribe(ctx, nostr.Filters{{Kinds: []int{mostro.KindGiftWrap}, Tags: nostr.TagMap{"p": {k.PublicKey()}}, Since: &since}})
+	sub, err := r.Subscribe(ctx, nostr.Filters{{Kinds: []int{mostro.KindGiftWrap}, Tags: nostr.TagMap{"p": {k.PublicKey()}}, Since: &since}}, "read-dms")
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
-	defer sub.Unsub()
+	defer sub.Close()
 	fmt.Fprintf(io.Stderr, "DMs to solver %s on %s:\n", k.PublicKey(), *relayURL)
 	var msgs []dm.Message
 	show := func(m dm.Message) {
 		fmt.Fprintf(io.Stdout, "--- %s from %s (wrap %s)\n%s\n", time.Unix(int64(m.Rumor.CreatedAt), 0).UTC().Format(time.RFC3339), m.From, m.WrapID, m.Body)
 	}
-	eose := sub.EndOfStoredEvents
-	for {
-		select {
-		case ev, ok := <-sub.Events:
-			if !ok {
-				return nil
-			}
-			m, err := dm.Unwrap(*ev, k)
-			if err != nil {
-				fmt.Fprintf(io.Stderr, "skipped gift wrap %s: %v\n", ev.ID, err)
-				continue
-			}
-			if eose != nil {
-				msgs = append(msgs, m) // stored: printed in time order at EOSE
-				continue
-			}
-			show(m)
-		case <-eose:
-			eose = nil
+	stored := true
+	err = sub.Each(ctx, func(it relayconn.Item) {
+		if it.EOSE {
+			stored = false
 			slices.SortFunc(msgs, func(x, y dm.Message) int { return cmp.Compare(x.Rumor.CreatedAt, y.Rumor.CreatedAt) })
 			for _, m := range msgs {
 				show(m)
@@ -303,13 +290,23 @@ func readDMsCommand(ctx context.Context, args []string, io IO) error {
 				fmt.Fprintln(io.Stderr, "(no DMs yet)")
 			}
 			if !*follow {
-				return nil
+				sub.Close() // ends Each
 			}
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.Canceled) {
-				return nil
-			}
-			return ctx.Err()
+			return
 		}
+		m, err := dm.Unwrap(*it.Event, k)
+		if err != nil {
+			fmt.Fprintf(io.Stderr, "skipped gift wrap %s: %v\n", it.Event.ID, err)
+			return
+		}
+		if stored {
+			msgs = append(msgs, m) // stored: printed in time order at EOSE
+			return
+		}
+		show(m)
+	})
+	if errors.Is(err, relayconn.ErrUnsubscribed) || errors.Is(err, context.Canceled) {
+		return nil // done (no --follow), or Ctrl-C
 	}
+	return err
 }

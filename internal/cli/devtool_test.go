@@ -17,6 +17,7 @@ import (
 
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/grpcclient"
+	"github.com/serbero/serbero/pkg/mostro/relayconn"
 	"github.com/serbero/serbero/pkg/pgdbtest"
 )
 
@@ -123,10 +124,10 @@ func TestDevtoolAgainstServeDev(t *testing.T) {
 	require.True(t, strings.HasPrefix(out, "--- "), out)
 
 	// The relay is an ordinary Nostr relay for any client.
-	c, err := nostr.RelayConnect(ctx, relayURL)
+	c, err := relayconn.Dial(ctx, relayURL, relayconn.Options{})
 	require.NoError(t, err)
 	defer c.Close()
-	evs, err := c.QuerySync(ctx, nostr.Filter{Kinds: []int{38386}, Tags: nostr.TagMap{"d": {m[1]}}})
+	evs, err := c.Query(ctx, nostr.Filters{{Kinds: []int{38386}, Tags: nostr.TagMap{"d": {m[1]}}}})
 	require.NoError(t, err)
 	require.Len(t, evs, 1)
 }

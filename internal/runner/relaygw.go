@@ -33,6 +33,7 @@ func relaygwConfig(c *config.Config) relaygw.Config {
 	out.PublishTimeout = seconds(r.PublishTimeoutSeconds)
 	out.ReconnectMaxBackoff = seconds(r.ReconnectMaxBackoffSeconds)
 	out.ResubscribeMargin = seconds(r.ResubscribeMarginSeconds)
+	out.DisputeBackfill = seconds(r.DisputeBackfillSeconds)
 	out.SendLegacyChat = c.Chat.SendLegacyForm
 	out.Retention.Keep = time.Duration(r.RetentionDays) * 24 * time.Hour
 	out.Retention.Interval = seconds(r.RetentionIntervalSeconds)

@@ -18,6 +18,7 @@ func TestRelaygwConfigMapsTheFile(t *testing.T) {
 	c.Relaygw.PublishTimeoutSeconds = 7
 	c.Relaygw.ReconnectMaxBackoffSeconds = 30
 	c.Relaygw.ResubscribeMarginSeconds = 5
+	c.Relaygw.DisputeBackfillSeconds = 86400
 	c.Relaygw.GiftWrapLookbackSeconds = 3 * 24 * 3600
 	c.Relaygw.DevRelayListen = "127.0.0.1:9999"
 	c.Relaygw.RetentionDays = 30
@@ -31,6 +32,7 @@ func TestRelaygwConfigMapsTheFile(t *testing.T) {
 	want.PublishTimeout = 7 * time.Second
 	want.ReconnectMaxBackoff = 30 * time.Second
 	want.ResubscribeMargin = 5 * time.Second
+	want.DisputeBackfill = 24 * time.Hour
 	want.GiftWrapLookback = 3 * 24 * time.Hour
 	want.DevRelayListen = "127.0.0.1:9999"
 	want.Retention.Keep = 30 * 24 * time.Hour

@@ -64,7 +64,7 @@ func TestCompleteWiresEachTargetWithoutBindingPorts(t *testing.T) {
 	}{
 		{config.TargetAll, config.Services, []Peer{
 			{Service: config.TargetRelaygw, Address: "self", InProcess: true, Users: all},
-			{Service: config.TargetIntakesvc, Address: "self", InProcess: true, Users: []config.Target{config.TargetMediationsvc}},
+			{Service: config.TargetIntakesvc, Address: "self", InProcess: true, Users: []config.Target{config.TargetEscalationsvc, config.TargetMediationsvc}},
 			{Service: config.TargetAuthsvc, Address: "self", InProcess: true, Users: []config.Target{config.TargetMediationsvc}},
 		}},
 		{config.TargetRelaygw, []config.Target{config.TargetRelaygw}, nil},
@@ -81,6 +81,7 @@ func TestCompleteWiresEachTargetWithoutBindingPorts(t *testing.T) {
 		}},
 		{config.TargetEscalationsvc, []config.Target{config.TargetEscalationsvc}, []Peer{
 			{Service: config.TargetRelaygw, Address: "127.0.0.1:50071", Users: []config.Target{config.TargetEscalationsvc}},
+			{Service: config.TargetIntakesvc, Address: "127.0.0.1:50072", Users: []config.Target{config.TargetEscalationsvc}},
 		}},
 	}
 	for _, tt := range tests {

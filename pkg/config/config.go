@@ -270,6 +270,12 @@ type RelaygwConfig struct {
 	// ResubscribeMarginSeconds is subtracted from the durable cursor when
 	// subscribing again after a reconnect or restart.
 	ResubscribeMarginSeconds int64 `toml:"resubscribe_margin_seconds"`
+	// DisputeBackfillSeconds is how far before its first start relaygw
+	// reads the Mostro node's dispute events. 0 (the default) starts at
+	// now, as the reference does: a new deployment does not tell solvers
+	// about the relays' history. Events from before the first start are
+	// streamed with backfill set (see docs/relaygw.md#first-start).
+	DisputeBackfillSeconds int64 `toml:"dispute_backfill_seconds"`
 	// RetentionDays is how long relaygw keeps its stored events, chat
 	// lines and idempotency records at least; 0 keeps everything.
 	RetentionDays int64 `toml:"retention_days"`

@@ -164,6 +164,11 @@ func TestLoadErrors(t *testing.T) {
 			wantErr: "[relaygw].giftwrap_lookback_seconds must be at least 172800",
 		},
 		{
+			name:    "NegativeDisputeBackfill",
+			content: minimal + "[relaygw]\ndispute_backfill_seconds = -1\n",
+			wantErr: "[relaygw].dispute_backfill_seconds must not be negative (got -1)",
+		},
+		{
 			name:    "LogFormat",
 			content: minimal + "[server]\nlog_format = \"xml\"\n",
 			wantErr: `[server].log_format must be json or text (got "xml")`,

@@ -15,6 +15,7 @@ func FuzzDecode(f *testing.F) {
 		`{"dispute_id":"d-1","trigger":"conflicting_claims","evidence_refs":[],"prompt_bundle_id":"phase3-default","policy_hash":"hash-1","rationale_refs":["9f86d081884c"],"assembled_at":1745000000}`,
 		`{"dispute_id":"d-1","session_id":"s-1","trigger":"t","evidence_refs":["e1","note: <a&b>"],"prompt_bundle_id":"p","policy_hash":"h","rationale_refs":[],"assembled_at":-1}`,
 		`{"dispute_id":"d","session_id":null,"trigger":"t","evidence_refs":[],"prompt_bundle_id":"p","policy_hash":"h","rationale_refs":[],"assembled_at":1,"extra":{"x":[1,2]}}`,
+		`{"dispute_id":"d","session_id":"","trigger":"t","evidence_refs":[],"prompt_bundle_id":"p","policy_hash":"h","rationale_refs":[],"assembled_at":1}`,
 		`{"dispute_id":"d","dispute_id":"e"}`,
 		`{"dispute_id":"q\"b\\s\n\u0001é😀"}`,
 		`[]`, `null`, `{`, `{"assembled_at":1e3}`, "\xff", ``,
@@ -38,7 +39,7 @@ func FuzzDecode(f *testing.F) {
 		if again := back.Encode(); !bytes.Equal(again, enc) {
 			t.Fatalf("encoding is not canonical:\n%s\n%s", enc, again)
 		}
-		if back.DisputeID != p.DisputeID || back.SessionID != p.SessionID || back.Trigger != p.Trigger ||
+		if back.DisputeID != p.DisputeID || back.SessionID != p.SessionID || back.EmptySession != p.EmptySession || back.Trigger != p.Trigger ||
 			back.AssembledAt != p.AssembledAt || len(back.EvidenceRefs) != len(p.EvidenceRefs) || len(back.RationaleRefs) != len(p.RationaleRefs) {
 			t.Fatalf("round trip changed the package: %+v -> %+v", p, back)
 		}

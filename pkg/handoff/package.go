@@ -20,6 +20,13 @@ type Package struct {
 	// SessionID is the mediation session id; empty for a dispute-scoped
 	// handoff (no session was ever opened). The JSON key is then omitted.
 	SessionID string
+	// EmptySession is set by Decode when the payload carried session_id as
+	// an empty string (not absent, not null). The handoff is then
+	// dispute-scoped as far as storage goes (HasSession is false), but the
+	// package keeps the key: Encode writes "session_id":"" and the DM says
+	// "Session: " with an empty value, as the reference does. Producers
+	// leave it false.
+	EmptySession bool
 	// Trigger is the snake_case escalation trigger (opaque to phase 4).
 	Trigger string
 	// EvidenceRefs are event ids and notes; never nil after Decode.
@@ -38,10 +45,14 @@ type Package struct {
 // HasSession reports whether the package is session-scoped.
 func (p Package) HasSession() bool { return p.SessionID != "" }
 
+// HasSessionKey reports whether the package's JSON has a session_id key: a
+// session, or an empty session id kept from the payload (EmptySession).
+func (p Package) HasSessionKey() bool { return p.HasSession() || p.EmptySession }
+
 // Encode returns the package as the reference serialises it: compact, one
 // line, keys in the order dispute_id, session_id, trigger, evidence_refs,
 // prompt_bundle_id, policy_hash, rationale_refs, assembled_at; session_id
-// omitted when there is no session (never null); arrays never null; no
+// omitted when there is no session key (HasSessionKey; never null); arrays never null; no
 // HTML escaping; UTF-8 as is (only '"', '\\' and control characters are
 // escaped, as serde_json does).
 func (p Package) Encode() []byte {
@@ -49,7 +60,7 @@ func (p Package) Encode() []byte {
 	b.Grow(256)
 	b.WriteString(`{"dispute_id":`)
 	writeString(&b, p.DisputeID)
-	if p.HasSession() {
+	if p.HasSessionKey() {
 		b.WriteString(`,"session_id":`)
 		writeString(&b, p.SessionID)
 	}
@@ -164,7 +175,8 @@ func (p Package) Validate() error {
 // policy_hash, rationale_refs and assembled_at are required with their
 // exact types (string, string array, 64-bit integer; null is never
 // accepted for them); session_id may be a string, null or absent (null and
-// absent both mean no session); unknown keys are ignored; a repeated known
+// absent both mean no session; an empty string too, but it is kept as
+// EmptySession); unknown keys are ignored; a repeated known
 // key is an error. The error text is for operators (it lands in the
 // deserialize_failed audit detail); its wording is not a contract.
 func Decode(raw []byte) (Package, error) {
@@ -217,6 +229,7 @@ func Decode(raw []byte) (Package, error) {
 		case "session_id":
 			if err = once(fSession, key); err == nil && !isNull(raw) {
 				p.SessionID, err = decodeString(key, raw)
+				p.EmptySession = err == nil && p.SessionID == ""
 			}
 		case "trigger":
 			if err = once(fTrigger, key); err == nil {

@@ -137,6 +137,32 @@ func TestPackageDecode(t *testing.T) {
 	}
 }
 
+// An empty session_id is kept as a key (the reference decodes it as a
+// present, empty session id and serialises it back), while null and absent
+// both mean no key.
+func TestPackageEmptySessionKeepsTheKey(t *testing.T) {
+	t.Parallel()
+	in := `{"dispute_id":"d-1","session_id":"","trigger":"t","evidence_refs":[],"prompt_bundle_id":"b","policy_hash":"h","rationale_refs":[],"assembled_at":7}`
+	p, err := handoff.Decode([]byte(in))
+	require.NoError(t, err)
+	require.True(t, p.EmptySession)
+	require.False(t, p.HasSession(), "storage-wise dispute-scoped")
+	require.True(t, p.HasSessionKey())
+	require.Equal(t, in, string(p.Encode()), "the key survives the round trip")
+
+	for _, noKey := range []string{
+		`{"dispute_id":"d-1","session_id":null,"trigger":"t","evidence_refs":[],"prompt_bundle_id":"b","policy_hash":"h","rationale_refs":[],"assembled_at":7}`,
+		`{"dispute_id":"d-1","trigger":"t","evidence_refs":[],"prompt_bundle_id":"b","policy_hash":"h","rationale_refs":[],"assembled_at":7}`,
+	} {
+		p, err := handoff.Decode([]byte(noKey))
+		require.NoError(t, err)
+		require.False(t, p.EmptySession)
+		require.False(t, p.HasSessionKey())
+		require.NotContains(t, string(p.Encode()), "session_id")
+	}
+	require.NotContains(t, string(handoff.Package{DisputeID: "d"}.Encode()), "session_id", "a producer's empty session writes no key")
+}
+
 func TestBestEffortDisputeID(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{

@@ -24,6 +24,9 @@
 //   - dm: NIP-17 direct messages (Serbero → solvers).
 //   - chat: dispute-chat keys (v1 shared key, v2 K_conv/K_sign), outbound
 //     lines in both forms, and the stateless inbound validator.
+//   - relayconn: the NIP-01 client of one relay connection (websocket of
+//     github.com/coder/websocket), with bounded reads and buffers; used by
+//     relaygw and by the test kit instead of go-nostr's racy Relay.
 //
 // # What Serbero may send
 //

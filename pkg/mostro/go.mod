@@ -1,13 +1,15 @@
 // Module mostro is the Mostro and Nostr wire protocol as Serbero speaks it:
 // mostro-core message encoding, transports v1 (gift wrap) and v2 (signed
 // kind 14), NIP-13 proof of work, NIP-17 DMs, and dispute-chat keys and
-// lines. Pure functions over keys and events; no relay I/O.
+// lines, all pure functions over keys and events; and relayconn, the one
+// NIP-01 relay client (a websocket per relay) every part of Serbero uses.
 module github.com/serbero/serbero/pkg/mostro
 
 go 1.26.0
 
 require (
 	github.com/btcsuite/btcd/btcec/v2 v2.3.6
+	github.com/coder/websocket v1.8.15
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.0
 	github.com/nbd-wtf/go-nostr v0.52.3
 	github.com/stretchr/testify v1.12.1
@@ -21,7 +23,6 @@ require (
 	github.com/bytedance/sonic v1.13.1 // indirect
 	github.com/bytedance/sonic/loader v0.2.4 // indirect
 	github.com/cloudwego/base64x v0.1.5 // indirect
-	github.com/coder/websocket v1.8.15 // indirect
 	github.com/decred/dcrd/crypto/blake256 v1.1.0 // indirect
 	github.com/josharian/intern v1.0.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect

@@ -26,10 +26,6 @@ import (
 // "<package dir> -> <object>".
 func allowList() map[string]string {
 	return map[string]string{
-		// escalationsvc reads intakesvc's disputes: intakesvc GetDispute.
-		"services/escalationsvc -> disputes":         "store.Dispute",
-		"services/escalationsvc -> notifications":    "RecordDispatch: notiflog.RecordAll",
-		"services/escalationsvc -> mediation_events": "appendAudit, auditExists: audit.Append, audit.HasForHandoff",
 		// mediationsvc reads the trail: audit.Trail.
 		"services/mediationsvc -> mediation_events": "store.AuditTrail",
 	}

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
+	"github.com/serbero/serbero/pkg/mostro/relayconn"
 )
 
 type stubRelaygw struct {
@@ -73,19 +74,20 @@ func startStubRelaygw(t testing.TB, relayURL, mostroPK string) (relaygwv1.RelayG
 
 func (s *stubRelaygw) ingest(ctx context.Context) {
 	for ctx.Err() == nil {
-		// The connection lives as long as rctx (go-nostr's Relay.Close races
-		// its own goroutines).
-		rctx, stop := context.WithCancel(ctx)
-		r := nostr.NewRelay(rctx, s.url)
-		if r.Connect(rctx) == nil {
-			sub, err := r.Subscribe(rctx, nostr.Filters{{Kinds: []int{38386}, Authors: []string{s.mostroPK}}})
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		r, err := relayconn.Dial(dctx, s.url, relayconn.Options{})
+		cancel()
+		if err == nil {
+			sub, err := r.Subscribe(ctx, nostr.Filters{{Kinds: []int{38386}, Authors: []string{s.mostroPK}}}, "stub")
 			if err == nil {
-				for ev := range sub.Events {
-					s.store(ev)
-				}
+				_ = sub.Each(ctx, func(it relayconn.Item) {
+					if it.Event != nil {
+						s.store(it.Event)
+					}
+				})
 			}
+			r.Close()
 		}
-		stop()
 		select {
 		case <-ctx.Done():
 		case <-time.After(50 * time.Millisecond):
@@ -201,9 +203,10 @@ func (s *stubRelaygw) SendDirectMessage(ctx context.Context, req *relaygwv1.Send
 func (s *stubRelaygw) publish(ctx context.Context, ev nostr.Event) error {
 	rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer stop()
-	r := nostr.NewRelay(rctx, s.url)
-	if err := r.Connect(rctx); err != nil {
+	r, err := relayconn.Dial(rctx, s.url, relayconn.Options{})
+	if err != nil {
 		return err
 	}
+	defer r.Close()
 	return r.Publish(rctx, ev)
 }

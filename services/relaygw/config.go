@@ -36,6 +36,10 @@ type Config struct {
 	// ResubscribeMargin is subtracted from a durable cursor when
 	// subscribing again ([relaygw].resubscribe_margin_seconds).
 	ResubscribeMargin time.Duration
+	// DisputeBackfill is how far before its first start relaygw reads the
+	// node's dispute events ([relaygw].dispute_backfill_seconds; 0: from
+	// the start, minus ResubscribeMargin). See docs/relaygw.md#first-start.
+	DisputeBackfill time.Duration
 	// SendLegacyChat also sends each chat line in the legacy v1 form
 	// ([chat].send_legacy_form).
 	SendLegacyChat bool
@@ -106,6 +110,9 @@ func (c Config) Validate() error {
 	positive("[relaygw].reconnect_max_backoff_seconds", c.ReconnectMaxBackoff)
 	if c.ResubscribeMargin < 0 {
 		bad("[relaygw].resubscribe_margin_seconds must not be negative (got %s)", c.ResubscribeMargin)
+	}
+	if c.DisputeBackfill < 0 {
+		bad("[relaygw].dispute_backfill_seconds must not be negative (got %s)", c.DisputeBackfill)
 	}
 	if c.Retention.Keep < 0 {
 		bad("[relaygw].retention_days must not be negative (got %s)", c.Retention.Keep)

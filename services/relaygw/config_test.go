@@ -25,6 +25,7 @@ func TestConfigValidate(t *testing.T) {
 		want   string
 	}{
 		{"NoMostro", func(c *relaygw.Config) { c.MostroPubkey = "" }, "[mostro].pubkey must be 64 lowercase hex"},
+		{"NegativeDisputeBackfill", func(c *relaygw.Config) { c.DisputeBackfill = -time.Second }, "[relaygw].dispute_backfill_seconds must not be negative"},
 		{"UppercaseMostro", func(c *relaygw.Config) { c.MostroPubkey = "AB" + c.MostroPubkey[2:] }, "[mostro].pubkey"},
 		{"HTTPRelay", func(c *relaygw.Config) { c.Relays = []string{"https://relay.example"} }, "relays[0].url"},
 		{"ShortLookback", func(c *relaygw.Config) { c.GiftWrapLookback = time.Hour }, "giftwrap_lookback_seconds must be at least 172800"},

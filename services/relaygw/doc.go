@@ -20,18 +20,25 @@
 // DM or chat bodies in clear or in a guessable hash.
 //
 // Relay pool (internal/pool). One connection loop per relay (capped
-// exponential backoff with jitter), each subscription a Spec whose filters
-// are rebuilt on every (re)subscribe: from a durable per-relay cursor in
-// relaygw_cursors (newest created_at handled, capped at now, minus
+// exponential backoff with jitter) on relaygw's own websocket client,
+// pkg/mostro/relayconn (messages above 128 KiB dropped unread, each
+// subscription's undelivered events bounded in bytes, drops counted in
+// serbero_relaygw_relay_messages_dropped_total). Each subscription is a
+// Spec, sent as its own REQ, whose filters are rebuilt on every
+// (re)subscribe: from a durable per-relay cursor in relaygw_cursors
+// (newest created_at handled, capped at now, minus
 // [relaygw].resubscribe_margin_seconds) for dispute events; from now minus
 // [relaygw].giftwrap_lookback_seconds for gift wraps (back-dated up to two
-// days). A handler error (a transient failure, e.g. the database is down)
+// days). Relays cap what they answer per REQ (newest first), so the dispute
+// and chat subscriptions page backwards (until + limit) until a page
+// brings nothing new, and a cursor moves only once the whole window was
+// read. A handler error (a transient failure, e.g. the database is down)
 // ends the subscription on that relay; it is re-sent after a backoff from
 // the unchanged cursor, so the event comes again. Events are deduplicated
 // by id in memory and durably where it matters (dispute event ids, chat
 // inner ids). Publishing fans out to every relay and reports each outcome;
 // a send succeeds when one relay accepted it. Health: GetRelayStatus and
-// serbero_relaygw_relay_* metrics.
+// serbero_relaygw_relay_* metrics. The rules: docs/relaygw.md.
 //
 // Everything a relay delivers is checked before it is trusted (kind,
 // author, id, signature, size bounds and storable text: internal/verify;
@@ -55,7 +62,10 @@
 // Dispute stream (internal/disputes): verified kind 38386 events stored
 // once under a bigserial cursor (appends serialised by an advisory lock,
 // so cursors become visible in order); StreamDisputeEvents replays after
-// the caller's cursor, then follows new ones.
+// the caller's cursor, then follows new ones. The first start (no cursor
+// anywhere) reads from now minus the margin, or minus
+// [relaygw].dispute_backfill_seconds; events created before it are
+// streamed with backfill set (table relaygw_dispute_start).
 //
 // Mostro requests (internal/mostroreq, internal/mostroinfo): v1 or v2 and
 // the proof of work from the node's cached kind 38385 event; replies
@@ -64,8 +74,12 @@
 // build admin-settle and admin-cancel anyway.
 //
 // Chat (internal/chat): channels registered durably by trade pubkey, keys
-// re-derived at start; inbound lines validated in the protocol's order and
-// stored once per inner id; outbound lines idempotent like DMs.
+// re-derived at start, retired by RetireChatChannels (durably); the active
+// ones split into chunks of at most 100 channels, each chunk its own v2
+// and v1 REQs; v2 cursors per channel and relay (relaygw_chat_cursors).
+// Inbound lines are verified before the rate limit, which counts only the
+// verified sender's lines per form; stored once per inner id; outbound
+// lines idempotent like DMs.
 //
 // Retention (internal/retention): old dispute events, chat lines and
 // idempotency records are deleted in batches under an advisory lock,

@@ -134,7 +134,10 @@ func New(deps Deps) (*Service, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if s.disputes, err = disputes.New(mostroPK, s.store, log.With("component", "relaygw.disputes"), rejected, deps.Registerer); err != nil {
+	if s.disputes, err = disputes.New(disputes.Options{
+		Mostro: mostroPK, Store: s.store, Logger: log.With("component", "relaygw.disputes"), Rejected: rejected, Registerer: deps.Registerer,
+		Margin: cfg.ResubscribeMargin, Backfill: cfg.DisputeBackfill, Now: deps.Clock.Now,
+	}); err != nil {
 		return nil, err
 	}
 	s.info = mostroinfo.New(mostroPK, s.store, log.With("component", "relaygw.mostroinfo"), rejected, deps.Clock)
@@ -193,7 +196,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	margin := s.deps.Config.ResubscribeMargin
 	s.pool.Subscribe(s.info.Spec())
-	s.pool.Subscribe(s.disputes.Spec(s.store, margin))
+	s.pool.Subscribe(s.disputes.Spec(s.store))
 	for _, spec := range s.requests.Specs(s.store, margin) {
 		s.pool.Subscribe(spec)
 	}

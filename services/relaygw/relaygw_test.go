@@ -408,7 +408,9 @@ func TestDisputeStreamRefusesWhatARelayMustNotDeliver(t *testing.T) {
 // whole store) loses no dispute event and delivers none twice.
 func TestDisputeStreamSurvivesRelayRestarts(t *testing.T) {
 	t.Parallel()
-	h := relaygwtest.Start(t, relaygwtest.Options{})
+	// The events are dated from before relaygw's first start: a backfill
+	// window reaches them.
+	h := relaygwtest.Start(t, relaygwtest.Options{Config: func(c *relaygw.Config) { c.DisputeBackfill = time.Hour }})
 	col, _ := streamDisputes(t, h, 0)
 	base := nostr.Now() - 100
 	seen := map[string]bool{}
@@ -488,7 +490,9 @@ func TestDisputeEventsSurviveACutBeforeTheEndOfStoredEvents(t *testing.T) {
 	older, newest := stored(now-600), stored(now-300)
 	r.SetFaults(relay.Faults{StallStored: relay.First(1, relay.IDs(newest.ID))})
 
-	h := relaygwtest.Start(t, relaygwtest.Options{Relay: r, Mostro: mostro})
+	// History from before relaygw's first start: a backfill window reaches it.
+	h := relaygwtest.Start(t, relaygwtest.Options{Relay: r, Mostro: mostro,
+		Config: func(c *relaygw.Config) { c.DisputeBackfill = time.Hour }})
 	col, _ := streamDisputes(t, h, 0)
 	require.Equal(t, newest.ID, col.next(t).GetEventId())
 	// A live event is handled after the newest one (and whatever relaygw

@@ -110,7 +110,7 @@ mediationsvc:
   holdsKey: false
 escalationsvc:
   healthService: serbero.escalationsvc.v1.EscalationService
-  peers: [relaygw]
+  peers: [relaygw, intakesvc]
   holdsKey: false
 {{- end }}
 

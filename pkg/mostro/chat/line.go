@@ -224,10 +224,11 @@ const (
 )
 
 // Validator runs the stateless steps of the protocol's mandatory validation
-// order on one inbound event. The stateful steps (outer-id LRU, per-channel
-// rate limit, durable inner-id dedup, cursor) belong to the caller, the
-// relay gateway: it runs the LRU and rate limit before calling Validate and
-// the inner-id dedup after.
+// order on one inbound event. The stateful steps (outer-id memory,
+// per-channel rate limit, durable inner-id dedup, cursor) belong to the
+// caller, the relay gateway: it checks the outer-id memory before calling
+// Validate, and the inner-id dedup and the rate limit after, so that only
+// a verified sender's lines are counted against it.
 type Validator struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time

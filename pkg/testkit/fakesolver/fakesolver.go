@@ -21,6 +21,8 @@ import (
 	"github.com/nbd-wtf/go-nostr/nip19"
 	"github.com/nbd-wtf/go-nostr/nip44"
 	"github.com/nbd-wtf/go-nostr/nip59"
+
+	"github.com/serbero/serbero/pkg/mostro/relayconn"
 )
 
 // Lookback is how far back the gift-wrap subscription reaches: NIP-59
@@ -152,48 +154,36 @@ func (s *Solver) listen(ctx context.Context, url string, ready chan<- error) {
 }
 
 func (s *Solver) subscribeOnce(ctx context.Context, url string, subscribed func()) error {
-	// The connection lives as long as rctx (closing it with r.Close races
-	// go-nostr's own connection goroutine).
-	rctx, stop := context.WithCancel(ctx)
-	defer stop()
-	r := nostr.NewRelay(rctx, url)
-	// unwrap checks the wrap's signature itself (and records a rejection,
-	// where go-nostr would drop the event silently): checking it here too
-	// would verify every DM twice.
-	r.AssumeValid = true
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err := r.Connect(cctx)
+	r, err := relayconn.Dial(cctx, url, relayconn.Options{})
 	cancel()
 	if err != nil {
 		return err
 	}
+	defer r.Close()
+	// unwrap checks the wrap's signature itself (and records a rejection):
+	// relayconn verifies nothing.
 	since := nostr.Timestamp(time.Now().Add(-Lookback).Unix())
-	sub, err := r.Subscribe(ctx, nostr.Filters{{Kinds: []int{nostr.KindGiftWrap}, Tags: nostr.TagMap{"p": {s.pk}}, Since: &since}})
+	sub, err := r.Subscribe(ctx, nostr.Filters{{Kinds: []int{nostr.KindGiftWrap}, Tags: nostr.TagMap{"p": {s.pk}}, Since: &since}}, "fakesolver")
 	if err != nil {
 		return err
 	}
-	defer sub.Unsub()
-	// Stored events come before EOSE on sub.Events, which must be read for
-	// EOSE to be signalled.
-	eose := sub.EndOfStoredEvents
-	for {
-		select {
-		case e, ok := <-sub.Events:
-			if !ok {
-				return context.Cause(sub.Context)
-			}
-			s.handle(url, e)
-		case <-eose:
-			eose = nil
-			s.mu.Lock()
-			s.connected++
-			s.notifyLocked()
-			s.mu.Unlock()
-			subscribed()
-		case <-ctx.Done():
-			return nil
+	defer sub.Close()
+	err = sub.Each(ctx, func(it relayconn.Item) {
+		if !it.EOSE {
+			s.handle(url, it.Event)
+			return
 		}
+		s.mu.Lock()
+		s.connected++
+		s.notifyLocked()
+		s.mu.Unlock()
+		subscribed()
+	})
+	if ctx.Err() != nil {
+		return nil
 	}
+	return err
 }
 
 func (s *Solver) handle(url string, wrap *nostr.Event) {
@@ -322,12 +312,15 @@ func (s *Solver) Rejected() []Rejected {
 }
 
 // WaitFor waits until at least n messages have arrived and returns the
-// first n; it fails the test after timeout. Later negative waits
-// (AssertNoMore) count from n.
+// first n; it fails the test when timeout passes without a new message
+// (a stall, not a slow machine: under the race detector unwrapping a
+// thousand DMs alone takes longer than a fixed deadline would allow).
+// Later negative waits (AssertNoMore) count from n.
 func (s *Solver) WaitFor(n int, timeout time.Duration) []Message {
 	s.t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
+	last := -1
 	for {
 		s.mu.Lock()
 		if len(s.messages) >= n {
@@ -338,10 +331,14 @@ func (s *Solver) WaitFor(n int, timeout time.Duration) []Message {
 		}
 		ch, got := s.changed, len(s.messages)
 		s.mu.Unlock()
+		if got != last {
+			last = got
+			deadline.Reset(timeout) // progress: the deadline counts from here
+		}
 		select {
 		case <-ch:
 		case <-deadline.C:
-			s.t.Fatalf("fakesolver %s: got %d messages within %s, want %d (rejected: %v)", short(s.pk), got, timeout, n, s.Rejected())
+			s.t.Fatalf("fakesolver %s: got %d messages, none more within %s, want %d (rejected: %v)", short(s.pk), got, timeout, n, s.Rejected())
 			return nil
 		}
 	}

@@ -20,6 +20,10 @@
 //     one and then neither the rest nor EOSE, so that a DisconnectAll cuts
 //     the connection partway through the stored answer;
 //   - DisconnectAll: cut every client connection (the relay keeps running);
+//   - Options.MaxStoredEvents: answer at most that many stored events per
+//     REQ filter, newest first, like real relays' caps (a client pages
+//     backwards with until for the rest); Options.MaxMessageLength: drop
+//     the connection of a client whose message is larger;
 //   - Stop / Start / Restart: take the relay down and bring it back on the
 //     SAME port, keeping the stored events or (Wipe) losing them.
 //
@@ -28,6 +32,8 @@
 // clients must verify what they receive.
 //
 // Live deliveries are made by this package (khatru's own broadcast is
-// disabled), so every delivery passes the fault rules. Waits use conditions
+// disabled, and racy), so every delivery passes the fault rules. The
+// package's own client side (Publish) uses pkg/mostro/relayconn, as every
+// fake of the kit does. Waits use conditions
 // with deadlines (WaitSubscribed, WaitConnections), never sleeps.
 package relay

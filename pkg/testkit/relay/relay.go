@@ -18,6 +18,8 @@ import (
 	"github.com/fiatjaf/eventstore"
 	"github.com/fiatjaf/khatru"
 	"github.com/nbd-wtf/go-nostr"
+
+	"github.com/serbero/serbero/pkg/mostro/relayconn"
 )
 
 // Match selects events for a fault rule. nil matches nothing.
@@ -102,9 +104,24 @@ type Subscription struct {
 	Filters []nostr.Filter
 }
 
+// Options are a relay's fixed limits, as in a real relay's configuration.
+// The zero value is khatru's defaults with no backlog cap.
+type Options struct {
+	// MaxStoredEvents caps the stored events answered to one REQ filter
+	// (newest first; 0: no cap), as strfry, nostr-rs-relay and khatru
+	// deployments do: a client reads a longer backlog only by paging
+	// backwards with until.
+	MaxStoredEvents int
+	// MaxMessageLength is the largest client message the relay reads; a
+	// larger one (a REQ with too many filters, say) makes it drop the
+	// connection, as strfry and khatru do. 0: khatru's default, 512000.
+	MaxMessageLength int64
+}
+
 // Relay is an in-process relay. Create it with New (then Start) or Start.
 type Relay struct {
-	kh *khatru.Relay
+	kh   *khatru.Relay
+	opts Options
 
 	mu       sync.Mutex
 	store    *memStore
@@ -129,8 +146,12 @@ type liveSub struct {
 }
 
 // New returns a relay that is not listening yet.
-func New() *Relay {
+func New() *Relay { return NewWithOptions(Options{}) }
+
+// NewWithOptions returns a relay with the given limits, not listening yet.
+func NewWithOptions(o Options) *Relay {
 	r := &Relay{
+		opts:    o,
 		store:   newMemStore(),
 		conns:   map[*trackedConn]struct{}{},
 		subs:    map[*liveSub]struct{}{},
@@ -139,6 +160,9 @@ func New() *Relay {
 	kh := khatru.NewRelay()
 	kh.Log = log.New(io.Discard, "", 0)
 	kh.Info.Name = "serbero test relay"
+	if o.MaxMessageLength > 0 {
+		kh.MaxMessageSize = o.MaxMessageLength
+	}
 	kh.StoreEvent = append(kh.StoreEvent, r.storeEvent)
 	kh.ReplaceEvent = append(kh.ReplaceEvent, r.replaceEvent)
 	kh.DeleteEvent = append(kh.DeleteEvent, r.deleteEvent)
@@ -147,8 +171,11 @@ func New() *Relay {
 	kh.RejectEvent = append(kh.RejectEvent, r.rejectEvent)
 	kh.RejectFilter = append(kh.RejectFilter, r.rejectFilter)
 	kh.OverwriteFilter = append(kh.OverwriteFilter, r.trackFilter)
-	kh.OnEventSaved = append(kh.OnEventSaved, r.deliverLive)
-	// Live deliveries are made by deliverLive, through the fault rules.
+	// Live deliveries are made by deliverLive, through the fault rules,
+	// right after storing: the store hooks then answer "duplicate", which
+	// khatru acknowledges with OK true and no broadcast of its own (its
+	// broadcast reads its listener list without a lock, racing every REQ
+	// and CLOSE).
 	kh.PreventBroadcast = append(kh.PreventBroadcast, func(*khatru.WebSocket, *nostr.Event) bool { return true })
 	r.kh = kh
 	return r
@@ -158,7 +185,13 @@ func New() *Relay {
 // end of the test.
 func Start(t testing.TB) *Relay {
 	t.Helper()
-	r := New()
+	return StartWithOptions(t, Options{})
+}
+
+// StartWithOptions is Start for a relay with the given limits.
+func StartWithOptions(t testing.TB, o Options) *Relay {
+	t.Helper()
+	r := NewWithOptions(o)
 	if err := r.Start(); err != nil {
 		t.Fatalf("start test relay: %v", err)
 	}
@@ -313,7 +346,7 @@ func (r *Relay) Inject(evt nostr.Event) {
 // Publish publishes evt to the relay as a client would (through every
 // check and fault rule) and returns the relay's answer.
 func (r *Relay) Publish(ctx context.Context, evt nostr.Event) error {
-	c, err := nostr.RelayConnect(ctx, r.URL())
+	c, err := relayconn.Dial(ctx, r.URL(), relayconn.Options{})
 	if err != nil {
 		return err
 	}
@@ -456,7 +489,8 @@ func (r *Relay) rejectEvent(_ context.Context, evt *nostr.Event) (bool, string) 
 	return false, ""
 }
 
-// errDropped makes khatru answer OK true without storing or broadcasting.
+// errDropped makes khatru answer OK true without storing or broadcasting
+// (the store hooks store and deliver themselves).
 var errDropped = eventstore.ErrDupEvent
 
 func (r *Relay) storeEvent(_ context.Context, evt *nostr.Event) error {
@@ -469,7 +503,11 @@ func (r *Relay) storeEvent(_ context.Context, evt *nostr.Event) error {
 	e := *evt
 	err := store.save(&e)
 	r.notify()
-	return err
+	if err != nil {
+		return err
+	}
+	r.deliverLive(context.Background(), &e)
+	return errDropped
 }
 
 func (r *Relay) replaceEvent(_ context.Context, evt *nostr.Event) error {
@@ -482,7 +520,11 @@ func (r *Relay) replaceEvent(_ context.Context, evt *nostr.Event) error {
 	e := *evt
 	err := store.replace(&e)
 	r.notify()
-	return err
+	if err != nil {
+		return err
+	}
+	r.deliverLive(context.Background(), &e)
+	return errDropped
 }
 
 func (r *Relay) deleteEvent(_ context.Context, evt *nostr.Event) error {
@@ -498,8 +540,11 @@ func (r *Relay) queryEvents(ctx context.Context, filter nostr.Filter) (chan *nos
 	r.mu.Lock()
 	store, f := r.store, r.faults
 	r.mu.Unlock()
-	evs := store.query(filter)
 	fromREQ := isREQ(ctx)
+	if n := r.opts.MaxStoredEvents; fromREQ && n > 0 && (filter.Limit == 0 || filter.Limit > n) && !filter.LimitZero {
+		filter.Limit = n
+	}
+	evs := store.query(filter)
 	ch := make(chan *nostr.Event, 2*len(evs))
 	for _, e := range evs {
 		if fromREQ && f.DropStored != nil && f.DropStored(e) {

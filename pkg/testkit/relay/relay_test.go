@@ -10,6 +10,7 @@ import (
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/stretchr/testify/require"
 
+	"github.com/serbero/serbero/pkg/mostro/relayconn"
 	"github.com/serbero/serbero/pkg/testkit/relay"
 )
 
@@ -22,28 +23,28 @@ func signed(t *testing.T, sk string, kind int, createdAt nostr.Timestamp, tags n
 	return e
 }
 
-func connect(t *testing.T, r *relay.Relay) *nostr.Relay {
+func connect(t *testing.T, r *relay.Relay) *relayconn.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	c, err := nostr.RelayConnect(ctx, r.URL())
+	c, err := relayconn.Dial(ctx, r.URL(), relayconn.Options{})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
+	t.Cleanup(c.Close)
 	return c
 }
 
-func publish(t *testing.T, c *nostr.Relay, e nostr.Event) error {
+func publish(t *testing.T, c *relayconn.Conn, e nostr.Event) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	return c.Publish(ctx, e)
 }
 
-func query(t *testing.T, c *nostr.Relay, f nostr.Filter) []*nostr.Event {
+func query(t *testing.T, c *relayconn.Conn, f nostr.Filter) []*nostr.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	evs, err := c.QuerySync(ctx, f)
+	evs, err := c.Query(ctx, nostr.Filters{f})
 	require.NoError(t, err)
 	return evs
 }
@@ -56,13 +57,54 @@ func ids(evs []*nostr.Event) []string {
 	return out
 }
 
+// sub is a client subscription seen through channels.
+type sub struct {
+	s      *relayconn.Subscription
+	events chan *nostr.Event
+	eose   chan struct{}
+	ended  chan error
+}
+
+// open subscribes without waiting for anything.
+func open(t *testing.T, c *relayconn.Conn, f nostr.Filter) *sub {
+	t.Helper()
+	s, err := c.Subscribe(context.Background(), nostr.Filters{f}, "test")
+	require.NoError(t, err)
+	out := &sub{s: s, events: make(chan *nostr.Event, 1024), eose: make(chan struct{}), ended: make(chan error, 1)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range s.Wake() {
+			items, err := s.Take(1024)
+			for _, it := range items {
+				if it.EOSE {
+					close(out.eose)
+					continue
+				}
+				out.events <- it.Event
+			}
+			if len(items) == 0 && err != nil {
+				out.ended <- err
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		s.Close()
+		<-done
+	})
+	return out
+}
+
 // recv returns the next event of sub or fails after timeout.
-func recv(t *testing.T, sub *nostr.Subscription) *nostr.Event {
+func recv(t *testing.T, s *sub) *nostr.Event {
 	t.Helper()
 	select {
-	case e, ok := <-sub.Events:
-		require.True(t, ok, "subscription ended")
+	case e := <-s.events:
 		return e
+	case err := <-s.ended:
+		t.Fatalf("subscription ended: %v", err)
+		return nil
 	case <-time.After(wait):
 		t.Fatal("no event delivered")
 		return nil
@@ -70,27 +112,25 @@ func recv(t *testing.T, sub *nostr.Subscription) *nostr.Event {
 }
 
 // none asserts that sub gets no event within d (fails at the first one).
-func none(t *testing.T, sub *nostr.Subscription, d time.Duration) {
+func none(t *testing.T, s *sub, d time.Duration) {
 	t.Helper()
 	select {
-	case e := <-sub.Events:
+	case e := <-s.events:
 		t.Fatalf("unexpected event %s", e.ID)
 	case <-time.After(d):
 	}
 }
 
-func subscribe(t *testing.T, r *relay.Relay, c *nostr.Relay, f nostr.Filter) *nostr.Subscription {
+func subscribe(t *testing.T, r *relay.Relay, c *relayconn.Conn, f nostr.Filter) *sub {
 	t.Helper()
-	sub, err := c.Subscribe(context.Background(), nostr.Filters{f})
-	require.NoError(t, err)
-	t.Cleanup(sub.Unsub)
+	s := open(t, c, f)
 	select {
-	case <-sub.EndOfStoredEvents:
+	case <-s.eose:
 	case <-time.After(wait):
 		t.Fatal("no EOSE")
 	}
 	r.WaitSubscribed(t, wait, func(got nostr.Filter) bool { return got.String() == f.String() })
-	return sub
+	return s
 }
 
 func TestRelayFilters(t *testing.T) {
@@ -130,11 +170,8 @@ func TestRelayFilters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// The relay answers in its order (newest first); go-nostr hands
-			// each event to the subscriber in its own goroutine, so over the
-			// wire only the set is certain. The order is checked on the
-			// relay's own answer.
-			require.ElementsMatch(t, tt.want, ids(query(t, c, tt.filter)))
+			// Newest first, over the wire and in the relay's own answer.
+			require.Equal(t, tt.want, ids(query(t, c, tt.filter)))
 			require.Equal(t, tt.want, ids(r.Events(tt.filter)))
 		})
 	}
@@ -194,7 +231,7 @@ func TestRelayLiveDelivery(t *testing.T) {
 		t.Parallel()
 		r := relay.Start(t)
 		c := connect(t, r)
-		// Raw subscription: go-nostr's Subscription passes duplicates on.
+		// relayconn passes duplicates on: dedup is the caller's.
 		sub := subscribe(t, r, c, f)
 		r.SetFaults(relay.Faults{Duplicate: relay.Any})
 		e := signed(t, sk, 38386, nostr.Now(), nostr.Tags{{"d", "a"}}, "")
@@ -262,11 +299,12 @@ func TestRelayRefuseREQ(t *testing.T) {
 	r := relay.Start(t)
 	r.SetFaults(relay.Faults{RefuseREQ: func(f nostr.Filter) bool { return len(f.Kinds) > 0 && f.Kinds[0] == 1059 }, RefuseReason: "restricted: no"})
 	c := connect(t, r)
-	sub, err := c.Subscribe(context.Background(), nostr.Filters{{Kinds: []int{1059}}})
-	require.NoError(t, err)
+	refused := open(t, c, nostr.Filter{Kinds: []int{1059}})
 	select {
-	case reason := <-sub.ClosedReason:
-		require.Equal(t, "restricted: no", reason)
+	case err := <-refused.ended:
+		var ce *relayconn.ClosedError
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, "restricted: no", ce.Reason)
 	case <-time.After(wait):
 		t.Fatal("no CLOSED")
 	}
@@ -297,7 +335,7 @@ func TestRelayDisconnectAndRestart(t *testing.T) {
 			r.WaitConnections(t, wait, 1)
 			require.NoError(t, tt.fault(r))
 			select {
-			case <-c.Context().Done():
+			case <-c.Done():
 			case <-time.After(wait):
 				t.Fatal("client not disconnected")
 			}
@@ -320,18 +358,17 @@ func TestRelayStopRefusesConnections(t *testing.T) {
 	require.False(t, r.Running())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_, err := nostr.RelayConnect(ctx, r.URL())
+	_, err := relayconn.Dial(ctx, r.URL(), relayconn.Options{})
 	require.Error(t, err)
 	require.NoError(t, r.Start())
 	c := connect(t, r)
-	require.True(t, c.IsConnected())
+	require.NoError(t, c.Err(), "connected")
 }
 
 func TestRelayInjectDeliversAnything(t *testing.T) {
 	t.Parallel()
 	r := relay.Start(t)
-	c := connect(t, r)
-	c.AssumeValid = true // the client under test verifies by itself
+	c := connect(t, r) // relayconn does not verify: the client under test does
 	sk := nostr.GeneratePrivateKey()
 	pk, _ := nostr.GetPublicKey(sk)
 	f := nostr.Filter{Kinds: []int{38386}, Authors: []string{pk}}
@@ -353,7 +390,7 @@ func TestRelaySubscriptionsTracked(t *testing.T) {
 	sub := subscribe(t, r, c, f)
 	require.Len(t, r.Subscriptions(), 1)
 	require.Equal(t, strconv.FormatInt(int64(since), 10), strconv.FormatInt(int64(*r.Subscriptions()[0].Filters[0].Since), 10))
-	sub.Unsub()
+	sub.s.Close()
 	r.WaitFor(t, wait, "no subscriptions", func() bool { return len(r.Subscriptions()) == 0 })
 }
 
@@ -373,11 +410,9 @@ func TestRelayStallStored(t *testing.T) {
 	r.SetFaults(relay.Faults{StallStored: relay.First(1, relay.IDs(middle.ID))})
 
 	c := connect(t, r)
-	sub, err := c.Subscribe(context.Background(), nostr.Filters{f})
-	require.NoError(t, err)
+	sub := open(t, c, f)
 	// Newest first, up to and including the matching event; then nothing.
-	// (go-nostr hands events over in goroutines: the order is lost.)
-	require.ElementsMatch(t, []string{newest.ID, middle.ID}, []string{recv(t, sub).ID, recv(t, sub).ID})
+	require.Equal(t, []string{newest.ID, middle.ID}, []string{recv(t, sub).ID, recv(t, sub).ID})
 	r.WaitSubscribed(t, wait, func(got nostr.Filter) bool { return got.String() == f.String() })
 	// Live deliveries go on meanwhile.
 	live := signed(t, sk, 38386, now, nostr.Tags{{"d", "d"}}, "")
@@ -385,7 +420,7 @@ func TestRelayStallStored(t *testing.T) {
 	require.Equal(t, live.ID, recv(t, sub).ID)
 	none(t, sub, 200*time.Millisecond)
 	select {
-	case <-sub.EndOfStoredEvents:
+	case <-sub.eose:
 		t.Fatal("EOSE sent for a stalled stored answer")
 	default:
 	}
@@ -393,10 +428,49 @@ func TestRelayStallStored(t *testing.T) {
 	// The cut ends it; the next REQ gets the whole answer (First: once).
 	r.DisconnectAll()
 	select {
-	case <-c.Context().Done():
+	case <-c.Done():
 	case <-time.After(wait):
 		t.Fatal("client not disconnected")
 	}
 	c2 := connect(t, r)
 	require.ElementsMatch(t, []string{live.ID, newest.ID, middle.ID, oldest.ID}, ids(query(t, c2, f)))
+}
+
+// A capped relay answers at most MaxStoredEvents stored events per REQ
+// filter, newest first; the rest is reachable only by paging with until.
+func TestRelayBacklogCap(t *testing.T) {
+	t.Parallel()
+	r := relay.StartWithOptions(t, relay.Options{MaxStoredEvents: 3})
+	sk := nostr.GeneratePrivateKey()
+	now := nostr.Now()
+	var all []string // newest first
+	for i := range 5 {
+		e := signed(t, sk, 1, now-nostr.Timestamp(i), nil, strconv.Itoa(i))
+		r.Inject(e)
+		all = append(all, e.ID)
+	}
+	c := connect(t, r)
+	require.Equal(t, all[:3], ids(query(t, c, nostr.Filter{Kinds: []int{1}})))
+	require.Equal(t, all[:2], ids(query(t, c, nostr.Filter{Kinds: []int{1}, Limit: 2})), "a smaller limit is kept")
+	until := now - 3
+	require.Equal(t, all[3:], ids(query(t, c, nostr.Filter{Kinds: []int{1}, Until: &until})))
+	require.Len(t, r.Events(nostr.Filter{Kinds: []int{1}}), 5, "the cap is on answers, not on the store")
+}
+
+// A message above MaxMessageLength makes the relay drop the connection.
+func TestRelayMaxMessageLength(t *testing.T) {
+	t.Parallel()
+	r := relay.StartWithOptions(t, relay.Options{MaxMessageLength: 2000})
+	c := connect(t, r)
+	_ = subscribe(t, r, c, nostr.Filter{Kinds: []int{1}})
+	authors := make([]string, 40) // ~2.7 kB of authors
+	for i := range authors {
+		authors[i] = strings.Repeat(strconv.Itoa(i%10), 64)
+	}
+	_, _ = c.Subscribe(context.Background(), nostr.Filters{{Kinds: []int{14}, Authors: authors}}, "big")
+	select {
+	case <-c.Done():
+	case <-time.After(wait):
+		t.Fatal("the relay kept a connection that sent an oversized message")
+	}
 }

@@ -96,6 +96,7 @@ type Harness struct {
 	clock    clockwork.Clock
 	stop     func()
 	stopOnce sync.Once
+	logger   *slog.Logger // Options.Logger, kept for restarts
 }
 
 // Start starts relaygw and returns once it is subscribed (unless NoWait).
@@ -121,7 +122,7 @@ func Start(t testing.TB, opts Options) *Harness {
 	if opts.Config != nil {
 		opts.Config(&cfg)
 	}
-	h := &Harness{Relay: opts.Relay, DB: opts.DB, Serbero: opts.Serbero, Mostro: opts.Mostro, Config: &cfg, clock: opts.Clock}
+	h := &Harness{Relay: opts.Relay, DB: opts.DB, Serbero: opts.Serbero, Mostro: opts.Mostro, Config: &cfg, clock: opts.Clock, logger: opts.Logger}
 	h.start(t, opts)
 	t.Cleanup(h.Stop)
 	if !opts.NoWait {
@@ -225,7 +226,7 @@ func (h *Harness) Restart(t testing.TB) {
 	t.Helper()
 	h.Stop()
 	h.stopOnce = sync.Once{}
-	h.start(t, Options{})
+	h.start(t, Options{Logger: h.logger})
 	h.WaitSubscribed(t)
 }
 

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+
+	"github.com/serbero/serbero/pkg/mostro/relayconn"
 )
 
 // Conn is a set of relay connections with one live subscription each.
@@ -25,7 +27,7 @@ type Conn struct {
 
 	mu      sync.Mutex
 	seen    map[string]bool
-	pub     map[string]*nostr.Relay
+	pub     map[string]*relayconn.Conn
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -40,7 +42,7 @@ func Dial(t testing.TB, urls []string, filters nostr.Filters, handle func(url st
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{t: t, urls: urls, filters: filters, handle: handle, seen: map[string]bool{},
-		pub: map[string]*nostr.Relay{}, ctx: ctx, cancel: cancel}
+		pub: map[string]*relayconn.Conn{}, ctx: ctx, cancel: cancel}
 	t.Cleanup(c.Close)
 	for _, url := range urls {
 		if len(filters) == 0 {
@@ -78,9 +80,9 @@ func (c *Conn) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range c.pub {
-		_ = r.Close()
+		r.Close()
 	}
-	c.pub = map[string]*nostr.Relay{}
+	c.pub = map[string]*relayconn.Conn{}
 }
 
 func (c *Conn) listen(url string, ready chan<- error) {
@@ -109,47 +111,43 @@ func (c *Conn) listen(url string, ready chan<- error) {
 
 func (c *Conn) subscribeOnce(url string, subscribed func()) error {
 	cctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-	r, err := nostr.RelayConnect(cctx, url)
+	r, err := relayconn.Dial(cctx, url, relayconn.Options{})
 	cancel()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	// Deliver everything, forged signatures included: the fakes judge
-	// (and count) what they receive themselves.
-	r.AssumeValid = true
-	sub, err := r.Subscribe(c.ctx, c.filters)
+	// relayconn delivers everything, forged signatures included: the fakes
+	// judge (and count) what they receive themselves.
+	sub, err := r.Subscribe(c.ctx, c.filters, "fake")
 	if err != nil {
 		return err
 	}
-	defer sub.Unsub()
-	eose := sub.EndOfStoredEvents
-	for {
-		select {
-		case e, ok := <-sub.Events:
-			if !ok {
-				return context.Cause(sub.Context)
-			}
-			// Only authentic events are deduplicated: an event id does not
-			// commit to the signature, so a forged copy must not shadow the
-			// genuine event.
-			if ok, _ := e.CheckSignature(); ok && e.CheckID() {
-				c.mu.Lock()
-				dup := c.seen[e.ID]
-				c.seen[e.ID] = true
-				c.mu.Unlock()
-				if dup {
-					continue
-				}
-			}
-			c.handle(url, e)
-		case <-eose:
-			eose = nil
+	defer sub.Close()
+	err = sub.Each(c.ctx, func(it relayconn.Item) {
+		if it.EOSE {
 			subscribed()
-		case <-c.ctx.Done():
-			return nil
+			return
 		}
+		e := it.Event
+		// Only authentic events are deduplicated: an event id does not
+		// commit to the signature, so a forged copy must not shadow the
+		// genuine event.
+		if ok, _ := e.CheckSignature(); ok && e.CheckID() {
+			c.mu.Lock()
+			dup := c.seen[e.ID]
+			c.seen[e.ID] = true
+			c.mu.Unlock()
+			if dup {
+				return
+			}
+		}
+		c.handle(url, e)
+	})
+	if c.ctx.Err() != nil {
+		return nil
 	}
+	return err
 }
 
 // Publish sends evt to every relay and succeeds when at least one accepted
@@ -182,8 +180,8 @@ func (c *Conn) publishOne(ctx context.Context, url string, evt nostr.Event) erro
 		if err == nil {
 			return nil
 		}
-		if r.IsConnected() {
-			return err // the relay answered: rejected
+		if !errors.Is(err, relayconn.ErrConnectionClosed) {
+			return err // the relay answered (rejected) or timed out
 		}
 		c.mu.Lock()
 		if c.pub[url] == r {
@@ -194,23 +192,23 @@ func (c *Conn) publishOne(ctx context.Context, url string, evt nostr.Event) erro
 	return errors.New("relay connection lost")
 }
 
-func (c *Conn) publisher(ctx context.Context, url string) (*nostr.Relay, error) {
+func (c *Conn) publisher(ctx context.Context, url string) (*relayconn.Conn, error) {
 	c.mu.Lock()
 	r := c.pub[url]
 	c.mu.Unlock()
-	if r != nil && r.IsConnected() {
+	if r != nil && r.Err() == nil {
 		return r, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	r, err := nostr.RelayConnect(cctx, url)
+	r, err := relayconn.Dial(cctx, url, relayconn.Options{})
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.pub[url]; old != nil && old != r {
-		_ = old.Close()
+		old.Close()
 	}
 	c.pub[url] = r
 	return r, nil

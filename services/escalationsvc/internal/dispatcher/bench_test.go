@@ -98,8 +98,9 @@ func startReplicas(b *testing.B, e *env, n int, sender Sender, solvers []config.
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range n {
+		pool := e.db.OpenPool(b)
 		d := New(Options{
-			Pool: e.db.OpenPool(b), Sender: sender, Solvers: solvers, Owner: fmt.Sprintf("bench-%d", i),
+			Pool: pool, Sender: sender, Disputes: &dbIntake{pool: pool}, Solvers: solvers, Owner: fmt.Sprintf("bench-%d", i),
 			PollInterval: time.Second, ClaimTimeout: 30 * time.Second, Workers: workers,
 		})
 		wg.Add(1)

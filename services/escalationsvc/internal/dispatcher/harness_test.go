@@ -2,7 +2,9 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,9 +17,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	intakesvcv1 "github.com/serbero/serbero/gen/go/serbero/intakesvc/v1"
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
+	"github.com/serbero/serbero/pkg/audit"
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/handoff"
+	"github.com/serbero/serbero/pkg/nostrkey"
 	"github.com/serbero/serbero/pkg/pgdbtest"
 )
 
@@ -56,7 +61,7 @@ func (s *memSender) SendDirectMessage(ctx context.Context, req *relaygwv1.SendDi
 	if err := ctx.Err(); err != nil {
 		return nil, status.FromContextError(err).Err()
 	}
-	pk, err := config.NormalizePubkey(req.GetRecipientPubkey())
+	pk, err := nostrkey.Normalize(req.GetRecipientPubkey())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "recipient_pubkey: %v", err)
 	}
@@ -106,18 +111,72 @@ func (s *memSender) Total() int {
 	return n
 }
 
+// dbIntake stands in for intakesvc's GetDispute: it answers from the test
+// database's disputes table (which intakesvc owns; the tests seed it, and
+// the dispatch rows reference it), with intakesvc's error codes: NotFound
+// for no row, Internal for a database error. down, when set, makes every
+// call fail as an unreachable intakesvc does.
+type dbIntake struct {
+	pool  *pgxpool.Pool
+	mu    sync.Mutex
+	down  bool
+	calls int
+}
+
+func (i *dbIntake) GetDispute(ctx context.Context, req *intakesvcv1.GetDisputeRequest, _ ...grpc.CallOption) (*intakesvcv1.GetDisputeResponse, error) {
+	i.mu.Lock()
+	i.calls++
+	down := i.down
+	i.mu.Unlock()
+	if down {
+		return nil, status.Error(codes.Unavailable, "connection refused")
+	}
+	if req.GetDisputeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "dispute_id is required")
+	}
+	var (
+		state    string
+		assigned *string
+	)
+	err := i.pool.QueryRow(ctx, `SELECT lifecycle_state, assigned_solver FROM disputes WHERE dispute_id = $1`, req.GetDisputeId()).Scan(&state, &assigned)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, status.Errorf(codes.NotFound, "dispute %q not found", req.GetDisputeId())
+	case err != nil:
+		return nil, status.Error(codes.Internal, "internal error")
+	}
+	ls := intakesvcv1.LifecycleState_value["LIFECYCLE_STATE_"+strings.ToUpper(state)]
+	return &intakesvcv1.GetDisputeResponse{Dispute: &intakesvcv1.Dispute{
+		DisputeId: req.GetDisputeId(), LifecycleState: intakesvcv1.LifecycleState(ls), AssignedSolver: deref(assigned),
+	}}, nil
+}
+
+func (i *dbIntake) setDown(down bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.down = down
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 // env is one test's database and helpers.
 type env struct {
-	t    testing.TB
-	db   *pgdbtest.DB
-	pool *pgxpool.Pool
-	ctx  context.Context
+	t      testing.TB
+	db     *pgdbtest.DB
+	pool   *pgxpool.Pool
+	ctx    context.Context
+	intake *dbIntake
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	db := pgdbtest.NewDB(t)
-	return &env{t: t, db: db, pool: db.Pool, ctx: context.Background()}
+	return &env{t: t, db: db, pool: db.Pool, ctx: context.Background(), intake: &dbIntake{pool: db.Pool}}
 }
 
 // dispute seeds a disputes row.
@@ -222,10 +281,10 @@ type auditRow struct {
 	OccurredAt                                   int64
 }
 
-func (e *env) audits(kind string) []auditRow {
+func (e *env) audits(kind audit.Kind) []auditRow {
 	e.t.Helper()
 	rows, err := e.pool.Query(e.ctx, `SELECT id, session_id, payload_json::text, rationale_id, prompt_bundle_id, policy_hash, occurred_at
-FROM mediation_events WHERE kind = $1 ORDER BY id`, kind)
+FROM mediation_events WHERE kind = $1 ORDER BY id`, string(kind))
 	require.NoError(e.t, err)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (auditRow, error) {
 		var a auditRow
@@ -267,7 +326,7 @@ func (e *env) queueRow(id int64) handoff.Handoff {
 // again at once, so each RunOnce is one reference cycle re-evaluating them.
 func (e *env) dispatcher(sender Sender, solvers []config.SolverConfig, fallback bool, mod ...func(*Options)) *Dispatcher {
 	opts := Options{
-		Pool: e.pool, Sender: sender, Solvers: solvers, FallbackToAllSolvers: fallback,
+		Pool: e.pool, Sender: sender, Disputes: e.intake, Solvers: solvers, FallbackToAllSolvers: fallback,
 		PollInterval: time.Second, ClaimTimeout: 30 * time.Second,
 		ParkBackoff:  func(int) time.Duration { return 0 },
 		RetryBackoff: func(int) time.Duration { return 0 },

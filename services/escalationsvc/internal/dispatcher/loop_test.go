@@ -11,9 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
+	"github.com/serbero/serbero/pkg/audit"
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/handoff"
-	"github.com/serbero/serbero/services/escalationsvc/internal/store"
 )
 
 // run starts d.Run in the background and stops it at cleanup, failing the
@@ -247,7 +247,7 @@ func TestTransientErrors(t *testing.T) {
 		q := e.queueRow(h.ID)
 		require.Equal(t, handoff.StatusPending, q.Status)
 		require.Equal(t, 1, q.ConsecutiveErrors)
-		require.Empty(t, e.audits(store.KindParseFailed), "a DB error is not an orphan")
+		require.Empty(t, e.audits(audit.KindEscalationDispatchParseFailed), "a DB error is not an orphan")
 		e.cycle(d)
 		require.Len(t, s.Bodies(key(1)), 1)
 		require.Len(t, e.dispatches(), 1)
@@ -314,9 +314,11 @@ func TestTransientErrors(t *testing.T) {
 	})
 }
 
-// Spec 10 §D15: with the reference, 128 stuck (superseded or unroutable)
-// handoffs are rescanned first every cycle and starve newer ones forever.
-// Parked with a backoff, they do not.
+// With the reference, 128 stuck (superseded or unroutable) handoffs are
+// rescanned first every cycle and starve newer ones forever. Parked with a
+// backoff, they do not. The backoff is the default one (the dispatch
+// interval for a first park), with an interval of an hour so that no
+// parked row can come due again during the test however slow the machine.
 func TestParkedHandoffsNeverStarveNewerOnes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -327,10 +329,15 @@ func TestParkedHandoffsNeverStarveNewerOnes(t *testing.T) {
 		e.dispute(id, "resolved", nil)
 		e.handoff(samplePkg(id, ""))
 	}
-	d := e.dispatcher(s, []config.SolverConfig{writeSolver(key(1))}, false, func(o *Options) { o.ParkBackoff = nil })
+	d := e.dispatcher(s, []config.SolverConfig{writeSolver(key(1))}, false, func(o *Options) {
+		o.ParkBackoff = nil
+		o.PollInterval = time.Hour
+	})
 	require.Equal(t, handoff.MaxClaimBatch, e.cycle(d))
 	require.Equal(t, stuck-handoff.MaxClaimBatch, e.cycle(d))
-	require.Len(t, e.audits(store.KindSuperseded), stuck)
+	require.Len(t, e.audits(audit.KindEscalationSuperseded), stuck)
+	require.Zero(t, e.count(`SELECT count(*) FROM handoffs WHERE status <> 'parked' OR next_attempt_at < now() + interval '50 minutes'`),
+		"every stuck handoff is parked for the default first backoff (the dispatch interval)")
 
 	e.dispute("d-new", "notified", nil)
 	e.handoff(samplePkg("d-new", ""))

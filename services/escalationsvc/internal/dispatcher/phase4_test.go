@@ -1,7 +1,7 @@
 package dispatcher
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -10,15 +10,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/stretchr/testify/require"
 
+	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
+	"github.com/serbero/serbero/pkg/audit"
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/handoff"
+	"github.com/serbero/serbero/pkg/logging/logtest"
 	"github.com/serbero/serbero/services/escalationsvc/internal/route"
-	"github.com/serbero/serbero/services/escalationsvc/internal/store"
 )
 
 // scenario runs fn in every world, in parallel.
@@ -48,8 +51,9 @@ func payload(t testing.TB, raw string) map[string]any {
 	return m
 }
 
-// requirePaired checks SC-203: every dispatch row has exactly one
-// escalation_dispatched row with its dispatch_id, and vice versa.
+// requirePaired checks the pairing rule (docs/escalation.md#what-it-records):
+// every dispatch row has exactly one escalation_dispatched row with its
+// dispatch_id, and vice versa.
 func requirePaired(t testing.TB, e *env) {
 	t.Helper()
 	require.Zero(t, e.count(`SELECT count(*) FROM escalation_dispatches d WHERE
@@ -60,7 +64,9 @@ func requirePaired(t testing.TB, e *env) {
 		"audit rows without exactly one dispatch row")
 }
 
-// B17 #2 (plus the audit envelope of §B14 and the notifications of decision 7).
+// A targeted write solver receives the DM; the dispatch row, its audit row
+// (with the envelope copied from the handoff) and the escalation_handoff
+// notification are recorded.
 func TestTargetedWriteSolverReceivesDM(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -88,7 +94,7 @@ func TestTargetedWriteSolverReceivesDM(t *testing.T) {
 		require.Regexp(t, uuidV4, ds[0].DispatchID)
 		require.LessOrEqual(t, ds[0].CreatedAt, ds[0].DispatchedAt)
 
-		as := e.audits(store.KindDispatched)
+		as := e.audits(audit.KindEscalationDispatched)
 		require.Len(t, as, 1)
 		p := payload(t, as[0].Payload)
 		require.ElementsMatch(t, []string{"dispatch_id", "dispute_id", "handoff_event_id", "target_solver", "status", "fallback_broadcast"}, slices.Collect(maps.Keys(p)))
@@ -117,7 +123,7 @@ func TestTargetedWriteSolverReceivesDM(t *testing.T) {
 
 func jsonNum(n int64) string { return strconv.FormatInt(n, 10) }
 
-// B17 #3.
+// No assignment: every write solver receives it.
 func TestBroadcastToAllWriteSolversWhenAssignedUnknown(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		a, b := w.solver(), w.solver()
@@ -139,7 +145,7 @@ func TestBroadcastToAllWriteSolversWhenAssignedUnknown(t *testing.T) {
 	})
 }
 
-// B17 #4.
+// An assigned read solver falls back to the write solvers.
 func TestReadPermissionAssignmentFallsBackToBroadcast(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		reader, writer := w.solver(), w.solver()
@@ -153,7 +159,7 @@ func TestReadPermissionAssignmentFallsBackToBroadcast(t *testing.T) {
 	})
 }
 
-// B17 #5.
+// A dispute-scoped handoff says so on line 3 and has no session_id key.
 func TestDisputeScopedHandoffEmitsNoneSessionMarker(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -170,7 +176,7 @@ func TestDisputeScopedHandoffEmitsNoneSessionMarker(t *testing.T) {
 	})
 }
 
-// B17 #6 and #7.
+// A dispatch is paired with its audit row, and a second cycle does nothing.
 func TestDispatchPairedAndDeduplicated(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -188,7 +194,7 @@ func TestDispatchPairedAndDeduplicated(t *testing.T) {
 	})
 }
 
-// B17 #8.
+// A resolved dispute supersedes the handoff: no DM, one supersession row.
 func TestResolvedDisputeIsSkippedNoDM(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -198,8 +204,8 @@ func TestResolvedDisputeIsSkippedNoDM(t *testing.T) {
 		e.cycle(e.dispatcher(w.sender(), []config.SolverConfig{writeSolver(s.Pubkey())}, false))
 		s.Expect(t, 0)
 		require.Empty(t, e.dispatches())
-		require.Empty(t, e.audits(store.KindDispatched))
-		sup := e.audits(store.KindSuperseded)
+		require.Empty(t, e.audits(audit.KindEscalationDispatched))
+		sup := e.audits(audit.KindEscalationSuperseded)
 		require.Len(t, sup, 1)
 		p := payload(t, sup[0].Payload)
 		require.ElementsMatch(t, []string{"dispute_id", "handoff_event_id", "reason"}, slices.Collect(maps.Keys(p)))
@@ -216,7 +222,7 @@ func TestResolvedDisputeIsSkippedNoDM(t *testing.T) {
 	})
 }
 
-// B17 #9.
+// A resolution after the dispatch recalls nothing.
 func TestDisputeResolvingAfterDispatchDoesNotRecall(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -228,11 +234,12 @@ func TestDisputeResolvingAfterDispatchDoesNotRecall(t *testing.T) {
 		e.cycle(d)
 		s.Expect(t, 1)
 		require.Len(t, e.dispatches(), 1)
-		require.Empty(t, e.audits(store.KindSuperseded))
+		require.Empty(t, e.audits(audit.KindEscalationSuperseded))
 	})
 }
 
-// B17 #10.
+// Supersession parks, it does not consume: a dispute back from resolved is
+// dispatched, and the supersession row stays.
 func TestSupersessionDoesNotMarkHandoffConsumed(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -241,51 +248,34 @@ func TestSupersessionDoesNotMarkHandoffConsumed(t *testing.T) {
 		d := e.dispatcher(w.sender(), []config.SolverConfig{writeSolver(s.Pubkey())}, false)
 		require.Equal(t, 1, e.cycle(d))
 		require.Equal(t, 1, e.cycle(d), "the parked handoff is evaluated again")
-		require.Len(t, e.audits(store.KindSuperseded), 1, "writer-side dedup")
+		require.Len(t, e.audits(audit.KindEscalationSuperseded), 1, "writer-side dedup")
 		require.Empty(t, e.dispatches())
 		e.setState("d-1", "notified")
 		e.cycle(d)
 		s.Expect(t, 1)
 		require.Len(t, e.dispatches(), 1)
-		require.Len(t, e.audits(store.KindDispatched), 1)
-		require.Len(t, e.audits(store.KindSuperseded), 1, "the supersession row is preserved")
+		require.Len(t, e.audits(audit.KindEscalationDispatched), 1)
+		require.Len(t, e.audits(audit.KindEscalationSuperseded), 1, "the supersession row is preserved")
 	})
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// B17 #11 (and the ERROR log on every evaluation, §B8).
+// No write solver and no fallback: unroutable, one audit row per handoff,
+// an ERROR log on every evaluation.
 func TestZeroWriteSolversFallbackOffRecordsUnroutable(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		reader := w.solver()
 		e.dispute("d-1", "notified", nil)
 		h := e.handoff(samplePkg("d-1", ""))
-		var logs syncBuffer
+		logger, logs := logtest.NewLevel(slog.LevelInfo)
 		d := e.dispatcher(w.sender(), []config.SolverConfig{readSolver(reader.Pubkey())}, false, func(o *Options) {
-			o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			o.Logger = logger
 		})
 		e.cycle(d)
 		e.cycle(d)
 		reader.Expect(t, 0)
 		require.Empty(t, e.dispatches())
-		require.Empty(t, e.audits(store.KindDispatched))
-		un := e.audits(store.KindUnroutable)
+		require.Empty(t, e.audits(audit.KindEscalationDispatched))
+		un := e.audits(audit.KindEscalationDispatchUnroutable)
 		require.Len(t, un, 1, "one audit row per handoff however many cycles")
 		p := payload(t, un[0].Payload)
 		require.ElementsMatch(t, []string{"dispute_id", "handoff_event_id", "configured_solver_count", "fallback_to_all_solvers"}, slices.Collect(maps.Keys(p)))
@@ -311,7 +301,7 @@ func TestZeroWriteSolversFallbackOffRecordsUnroutable(t *testing.T) {
 	})
 }
 
-// B17 #12.
+// No write solver, fallback on: every solver receives it.
 func TestZeroWriteSolversFallbackOnBroadcastsToEveryone(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		r1, r2 := w.solver(), w.solver()
@@ -324,19 +314,19 @@ func TestZeroWriteSolversFallbackOnBroadcastsToEveryone(t *testing.T) {
 		require.Len(t, ds, 1)
 		require.Equal(t, r1.Pubkey()+","+r2.Pubkey(), ds[0].TargetSolver)
 		require.Equal(t, 1, ds[0].FallbackBroadcast)
-		require.Equal(t, true, payload(t, e.audits(store.KindDispatched)[0].Payload)["fallback_broadcast"])
-		require.Empty(t, e.audits(store.KindUnroutable))
+		require.Equal(t, true, payload(t, e.audits(audit.KindEscalationDispatched)[0].Payload)["fallback_broadcast"])
+		require.Empty(t, e.audits(audit.KindEscalationDispatchUnroutable))
 	})
 }
 
-// B17 #13.
+// Fallback on with no solver at all: unroutable.
 func TestFallbackOnWithZeroSolversWritesUnroutable(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		e.dispute("d-1", "notified", nil)
 		e.handoff(samplePkg("d-1", ""))
 		e.cycle(e.dispatcher(w.sender(), nil, true))
 		require.Empty(t, e.dispatches())
-		un := e.audits(store.KindUnroutable)
+		un := e.audits(audit.KindEscalationDispatchUnroutable)
 		require.Len(t, un, 1)
 		p := payload(t, un[0].Payload)
 		require.Equal(t, json.Number("0"), p["configured_solver_count"])
@@ -344,7 +334,7 @@ func TestFallbackOnWithZeroSolversWritesUnroutable(t *testing.T) {
 	})
 }
 
-// B17 #14: a replica started with a routable configuration dispatches a
+// A replica started with a routable configuration dispatches a
 // handoff parked as unroutable at once, even with a long park backoff.
 func TestUnroutableHandoffPickedUpAfterConfigChange(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
@@ -366,13 +356,14 @@ func TestUnroutableHandoffPickedUpAfterConfigChange(t *testing.T) {
 		require.Len(t, ds, 1)
 		require.Equal(t, writer.Pubkey(), ds[0].TargetSolver)
 		require.Zero(t, ds[0].FallbackBroadcast)
-		require.Len(t, e.audits(store.KindUnroutable), 1, "kept")
-		require.Len(t, e.audits(store.KindDispatched), 1)
+		require.Len(t, e.audits(audit.KindEscalationDispatchUnroutable), 1, "kept")
+		require.Len(t, e.audits(audit.KindEscalationDispatched), 1)
 	})
 }
 
-// B17 #15, with a key that does not parse and one that parses but is not
-// a point on the curve (both are "invalid pubkey", as in intakesvc).
+// Every recipient failing records send_failed, with a key that does not
+// parse and one that parses but is not a point on the curve (both are
+// "invalid pubkey", as in intakesvc).
 func TestAllRecipientFailureRecordsSendFailed(t *testing.T) {
 	for name, bad := range map[string]string{"unparsable": "not-a-valid-pubkey", "not on the curve": strings.Repeat("f", 64)} {
 		t.Run(name, func(t *testing.T) { allRecipientFailure(t, bad) })
@@ -390,7 +381,7 @@ func allRecipientFailure(t *testing.T, bad string) {
 		require.Equal(t, "send_failed", ds[0].Status)
 		require.Equal(t, bad, ds[0].TargetSolver)
 		require.Zero(t, ds[0].FallbackBroadcast)
-		as := e.audits(store.KindDispatched)
+		as := e.audits(audit.KindEscalationDispatched)
 		require.Len(t, as, 1)
 		p := payload(t, as[0].Payload)
 		require.Equal(t, "send_failed", p["status"])
@@ -409,7 +400,7 @@ func allRecipientFailure(t *testing.T, bad string) {
 	})
 }
 
-// B10 outcome ordering: a failure before a success keeps the send order, and
+// Outcome ordering: a failure before a success keeps the send order, and
 // one success makes the dispatch dispatched.
 func TestPartialSuccessKeepsSendOrder(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
@@ -429,7 +420,7 @@ func TestPartialSuccessKeepsSendOrder(t *testing.T) {
 	})
 }
 
-// B17 #16.
+// A payload missing required keys is a parse failure, consumed.
 func TestMalformedPayloadRecordsParseFailedAndMovesOn(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -438,7 +429,7 @@ func TestMalformedPayloadRecordsParseFailedAndMovesOn(t *testing.T) {
 		e.cycle(d)
 		s.Expect(t, 0)
 		require.Empty(t, e.dispatches())
-		pf := e.audits(store.KindParseFailed)
+		pf := e.audits(audit.KindEscalationDispatchParseFailed)
 		require.Len(t, pf, 1)
 		p := payload(t, pf[0].Payload)
 		require.ElementsMatch(t, []string{"dispute_id", "handoff_event_id", "reason", "detail"}, slices.Collect(maps.Keys(p)))
@@ -450,23 +441,23 @@ func TestMalformedPayloadRecordsParseFailedAndMovesOn(t *testing.T) {
 		require.Equal(t, "phase3-default", *pf[0].PromptBundleID)
 		require.Equal(t, handoff.OutcomeDeserializeFailed, e.queueRow(h.ID).Outcome)
 		require.Zero(t, e.cycle(d))
-		require.Len(t, e.audits(store.KindParseFailed), 1)
+		require.Len(t, e.audits(audit.KindEscalationDispatchParseFailed), 1)
 	})
 }
 
-// B17 #17.
+// A payload that names no dispute records "unknown".
 func TestMalformedPayloadWithUnrecoverableDisputeIDUsesUnknown(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		e.rawHandoff(`this is not json at all {{{`)
 		e.cycle(e.dispatcher(w.sender(), nil, false))
-		pf := e.audits(store.KindParseFailed)
+		pf := e.audits(audit.KindEscalationDispatchParseFailed)
 		require.Len(t, pf, 1)
 		require.Equal(t, "unknown", payload(t, pf[0].Payload)["dispute_id"])
 		require.Equal(t, "deserialize_failed", payload(t, pf[0].Payload)["reason"])
 	})
 }
 
-// B17 #18.
+// A dispute intakesvc does not know is an orphan.
 func TestOrphanDisputeReferenceRecordsParseFailed(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -474,7 +465,7 @@ func TestOrphanDisputeReferenceRecordsParseFailed(t *testing.T) {
 		e.cycle(e.dispatcher(w.sender(), []config.SolverConfig{writeSolver(s.Pubkey())}, false))
 		s.Expect(t, 0)
 		require.Empty(t, e.dispatches())
-		pf := e.audits(store.KindParseFailed)
+		pf := e.audits(audit.KindEscalationDispatchParseFailed)
 		require.Len(t, pf, 1)
 		p := payload(t, pf[0].Payload)
 		require.Equal(t, "orphan_dispute_reference", p["reason"])
@@ -485,7 +476,7 @@ func TestOrphanDisputeReferenceRecordsParseFailed(t *testing.T) {
 	})
 }
 
-// B17 #19.
+// A malformed handoff never blocks a valid one.
 func TestPoisoningIsPrevented(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
 		s := w.solver()
@@ -499,17 +490,17 @@ func TestPoisoningIsPrevented(t *testing.T) {
 		ds := e.dispatches()
 		require.Len(t, ds, 1)
 		require.Equal(t, good.HandoffEventID, ds[0].HandoffEventID)
-		pf := e.audits(store.KindParseFailed)
+		pf := e.audits(audit.KindEscalationDispatchParseFailed)
 		require.Len(t, pf, 1)
 		require.Equal(t, json.Number(jsonNum(bad.HandoffEventID)), payload(t, pf[0].Payload)["handoff_event_id"])
 		require.Zero(t, e.cycle(d))
 		s.Expect(t, 1)
 		require.Len(t, e.dispatches(), 1)
-		require.Len(t, e.audits(store.KindParseFailed), 1)
+		require.Len(t, e.audits(audit.KindEscalationDispatchParseFailed), 1)
 	})
 }
 
-// §B12 at-least-once: a crash after the sends and before the record leaves
+// At least once: a crash after the sends and before the record leaves
 // the handoff claimed; once the claim expires it is dispatched again and
 // recorded once, and relaygw's idempotency keys mean the solver gets one DM.
 func TestCrashBetweenSendAndRecord(t *testing.T) {
@@ -540,7 +531,7 @@ func TestCrashBetweenSendAndRecord(t *testing.T) {
 	})
 }
 
-// §B17 tracker unit: the supersession and unroutable audit rows are
+// The supersession and unroutable audit rows are
 // deduplicated per handoff, not per dispute.
 func TestParkAuditIsPerHandoff(t *testing.T) {
 	scenario(t, func(t *testing.T, e *env, w world) {
@@ -553,8 +544,164 @@ func TestParkAuditIsPerHandoff(t *testing.T) {
 		d := e.dispatcher(w.sender(), nil, false)
 		require.Equal(t, 4, e.cycle(d))
 		require.Equal(t, 4, e.cycle(d))
-		require.Len(t, e.audits(store.KindSuperseded), 2, "one per handoff of the resolved dispute")
-		require.Len(t, e.audits(store.KindUnroutable), 2, "one per handoff of the unroutable dispute")
+		require.Len(t, e.audits(audit.KindEscalationSuperseded), 2, "one per handoff of the resolved dispute")
+		require.Len(t, e.audits(audit.KindEscalationDispatchUnroutable), 2, "one per handoff of the unroutable dispute")
 		require.Equal(t, 2, e.count(`SELECT count(DISTINCT payload_json ->> 'handoff_event_id') FROM mediation_events WHERE kind = 'escalation_superseded'`))
 	})
+}
+
+// The dispatch's time is taken once, before the first send, as the
+// reference does: created_at, dispatched_at, the audit row's occurred_at
+// and every notification's sent_at are that instant, however long the
+// sends take.
+func TestDispatchTimeIsTakenBeforeTheSends(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	clock := clockwork.NewFakeClockAt(time.Unix(1_750_000_000, 0))
+	s := newMemSender()
+	s.hook = func(context.Context, *relaygwv1.SendDirectMessageRequest) error {
+		clock.Advance(90 * time.Second) // each send takes a minute and a half
+		return nil
+	}
+	e.dispute("d-1", "notified", nil)
+	e.handoff(samplePkg("d-1", ""))
+	d := e.dispatcher(s, []config.SolverConfig{writeSolver(key(1)), writeSolver(key(2))}, false, func(o *Options) { o.Clock = clock })
+	require.Equal(t, 1, e.cycle(d))
+	require.Equal(t, time.Unix(1_750_000_180, 0), clock.Now(), "both sends ran on the clock")
+
+	ds := e.dispatches()
+	require.Len(t, ds, 1)
+	require.Equal(t, int64(1_750_000_000), ds[0].CreatedAt)
+	require.Equal(t, int64(1_750_000_000), ds[0].DispatchedAt, "dispatched_at is the pre-send time")
+	as := e.audits(audit.KindEscalationDispatched)
+	require.Len(t, as, 1)
+	require.Equal(t, int64(1_750_000_000), as[0].OccurredAt, "occurred_at is the pre-send time")
+	ns := e.notifications()
+	require.Len(t, ns, 2)
+	for _, n := range ns {
+		require.Equal(t, int64(1_750_000_000), n.SentAt)
+	}
+}
+
+// A package with "session_id": "" keeps the key, as the reference does:
+// line 3 reads "Session: " and the JSON line has "session_id":"". The
+// handoff is dispute-scoped in the tables (no session column).
+func TestEmptySessionIDKeepsTheKey(t *testing.T) {
+	scenario(t, func(t *testing.T, e *env, w world) {
+		s := w.solver()
+		e.dispute("d-1", "notified", nil)
+		const payload = `{"dispute_id":"d-1","session_id":"","trigger":"conflicting_claims","evidence_refs":[],"prompt_bundle_id":"phase3-default","policy_hash":"hash-1","rationale_refs":["9f86d081884c"],"assembled_at":1745000000}`
+		e.rawHandoff(payload)
+		e.cycle(e.dispatcher(w.sender(), []config.SolverConfig{writeSolver(s.Pubkey())}, false))
+		body := s.Expect(t, 1)[0]
+		lines := strings.Split(body, "\n")
+		require.Equal(t, "Session: ", lines[2])
+		//nolint:testifylint // byte-exact on purpose: the key order is part of the DM contract
+		require.Equal(t, payload, lines[len(lines)-1], "the package re-serialised with the empty key")
+		ds := e.dispatches()
+		require.Len(t, ds, 1)
+		require.Nil(t, ds[0].SessionID)
+		as := e.audits(audit.KindEscalationDispatched)
+		require.Len(t, as, 1)
+		require.Nil(t, as[0].SessionID)
+	})
+}
+
+// A dispute id intakesvc is never asked about: the empty one (no dispute
+// has it) is an orphan at once, recorded under the "unknown" sentinel (the
+// audit trail refuses a dispute-scoped row without a dispute).
+func TestEmptyDisputeIDIsAnOrphan(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := e.rawHandoff(`{"dispute_id":"","trigger":"conflicting_claims","evidence_refs":[],"prompt_bundle_id":"phase3-default","policy_hash":"hash-1","rationale_refs":[],"assembled_at":1}`)
+	e.cycle(e.dispatcher(newMemSender(), []config.SolverConfig{writeSolver(key(1))}, false))
+	pf := e.audits(audit.KindEscalationDispatchParseFailed)
+	require.Len(t, pf, 1)
+	p := payload(t, pf[0].Payload)
+	require.Equal(t, "orphan_dispute_reference", p["reason"])
+	require.Equal(t, "unknown", p["dispute_id"])
+	require.Equal(t, handoff.OutcomeOrphanDisputeReference, e.queueRow(h.ID).Outcome)
+	require.Zero(t, e.intake.calls, "intakesvc is not asked")
+}
+
+// intakesvc unreachable: the handoff is neither an orphan nor routed
+// without the dispute (an unknown assignment would broadcast); it returns
+// to the queue and goes out, to the assigned solver only, once intakesvc
+// answers.
+func TestIntakesvcDownNeverOrphansNorMisroutes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := newMemSender()
+	e.dispute("d-1", "taken", ptr(key(2)))
+	h := e.handoff(samplePkg("d-1", ""))
+	d := e.dispatcher(s, []config.SolverConfig{writeSolver(key(1)), writeSolver(key(2))}, false)
+	e.intake.setDown(true)
+	for range 3 {
+		require.Equal(t, 1, e.cycle(d))
+	}
+	q := e.queueRow(h.ID)
+	require.Equal(t, handoff.StatusPending, q.Status)
+	require.Equal(t, 3, q.ConsecutiveErrors)
+	require.Contains(t, q.LastError, "dispute lookup failed")
+	require.Zero(t, s.Total(), "no DM while the dispute is unknown")
+	require.Empty(t, e.audits(audit.KindEscalationDispatchParseFailed), "not an orphan")
+	require.Empty(t, e.dispatches())
+
+	e.intake.setDown(false)
+	require.Equal(t, 1, e.cycle(d))
+	require.Len(t, s.Bodies(key(2)), 1, "the assigned solver")
+	require.Empty(t, s.Bodies(key(1)), "no broadcast")
+	require.Equal(t, handoff.StatusDone, e.queueRow(h.ID).Status)
+}
+
+// A record the audit trail refuses (here a handoff row naming an empty
+// session id, which only hand-written SQL can produce) would be refused on
+// every retry: the handoff fails at once, for an operator, instead of
+// looping.
+func TestARecordTheAuditTrailRefusesFailsTheHandoff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.dispute("d-1", "notified", nil)
+	e.session("d-1", "")
+	payload := string(samplePkg("d-1", "").Encode())
+	var id int64
+	require.NoError(t, e.pool.QueryRow(e.ctx, `
+WITH ev AS (INSERT INTO mediation_events (kind, payload_json, occurred_at) VALUES ('handoff_prepared', $1::jsonb, 1) RETURNING id)
+INSERT INTO handoffs (handoff_event_id, dispute_id, session_id, payload_json) SELECT id, 'd-1', '', $1 FROM ev RETURNING id`, payload).Scan(&id))
+	s := newMemSender()
+	d := e.dispatcher(s, []config.SolverConfig{writeSolver(key(1))}, false)
+	require.Equal(t, 1, e.cycle(d))
+	q := e.queueRow(id)
+	require.Equal(t, handoff.StatusFailed, q.Status)
+	require.Contains(t, q.LastError, "invalid audit event")
+	require.Empty(t, e.dispatches(), "nothing half-recorded")
+	require.Zero(t, e.cycle(d), "failed handoffs wait for an operator")
+}
+
+// relaygw refusing a send for good (here: the recipient's idempotency key
+// was already used for another body) is a failed recipient, recorded and
+// consumed, not retried: the real relaygw's typed reason over the wire.
+func TestRelaygwRefusalIsAFailedRecipient(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w, ok := newRelaygwWorld(t, e).(*relaygwWorld)
+	require.True(t, ok)
+	s := w.solver()
+	e.dispute("d-1", "notified", nil)
+	h := e.handoff(samplePkg("d-1", ""))
+	_, err := w.h.Client.SendDirectMessage(e.ctx, &relaygwv1.SendDirectMessageRequest{
+		RecipientPubkey: s.Pubkey(), Body: "another body", IdempotencyKey: IdempotencyKey(h.HandoffEventID, s.Pubkey()),
+	})
+	require.NoError(t, err)
+	d := e.dispatcher(w.sender(), []config.SolverConfig{writeSolver(s.Pubkey())}, false)
+	require.Equal(t, 1, e.cycle(d))
+	ds := e.dispatches()
+	require.Len(t, ds, 1)
+	require.Equal(t, "send_failed", ds[0].Status)
+	ns := e.notifications()
+	require.Len(t, ns, 1)
+	require.Equal(t, "failed", ns[0].Status)
+	require.True(t, strings.HasPrefix(*ns[0].Error, "notification error: gift-wrap send failed: "), *ns[0].Error)
+	require.Equal(t, handoff.OutcomeSendFailed, e.queueRow(h.ID).Outcome, "consumed, not retried")
+	require.Equal(t, []string{"another body"}, s.Expect(t, 1), "only the earlier DM")
 }

@@ -76,7 +76,7 @@ func drainWithKill(t *testing.T, e *env, sender Sender, solvers []config.SolverC
 	const claim = time.Second
 	mk := func(pool *pgxpool.Pool, s Sender, owner string) *Dispatcher {
 		return New(Options{
-			Pool: pool, Sender: s, Solvers: solvers, Owner: owner,
+			Pool: pool, Sender: s, Disputes: &dbIntake{pool: pool}, Solvers: solvers, Owner: owner,
 			PollInterval: 100 * time.Millisecond, ClaimTimeout: claim, Workers: 8,
 		})
 	}

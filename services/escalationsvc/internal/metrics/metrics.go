@@ -1,5 +1,5 @@
 // Package metrics holds escalationsvc's Prometheus collectors
-// (serbero_escalationsvc_*).
+// (serbero_escalationsvc_*; the contract is docs/escalation.md#metrics).
 package metrics
 
 import (
@@ -7,10 +7,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/serbero/serbero/pkg/audit"
 	"github.com/serbero/serbero/pkg/handoff"
+	"github.com/serbero/serbero/services/escalationsvc/internal/store"
 )
 
 // Metrics are the dispatcher's counters and its latency histogram.
@@ -42,8 +43,8 @@ type Metrics struct {
 }
 
 // New registers the collectors on reg (a private registry when reg is
-// nil). pool backs the queue gauges, read at scrape time.
-func New(reg prometheus.Registerer, pool *pgxpool.Pool, log *slog.Logger) *Metrics {
+// nil). reporter backs the queue gauges, read at scrape time (nil: none).
+func New(reg prometheus.Registerer, reporter *store.Reporter, log *slog.Logger) *Metrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -69,48 +70,76 @@ func New(reg prometheus.Registerer, pool *pgxpool.Pool, log *slog.Logger) *Metri
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}),
 	}
-	for _, reason := range []string{"deserialize_failed", "orphan_dispute_reference"} {
+	for _, reason := range []string{audit.ParseFailedDeserialize, audit.ParseFailedOrphan} {
 		m.ParseFailed.WithLabelValues(reason) // exported as 0 from the start
 	}
 	reg.MustRegister(m.Claimed, m.Dispatched, m.SendFailed, m.Superseded, m.Unroutable, m.ParseFailed,
-		m.Retried, m.Failed, m.Rescued, m.DispatchLatency, &queueCollector{pool: pool, log: log})
+		m.Retried, m.Failed, m.Rescued, m.DispatchLatency, &queueCollector{reporter: reporter, log: log})
 	return m
 }
 
 var (
 	depthDesc = prometheus.NewDesc("serbero_escalationsvc_queue_depth",
-		"Handoffs in the queue by status (done rows excluded).", []string{"status"}, nil)
+		"Handoffs in the queue by status (done rows excluded). Reported by one replica (the reporter), 0 on the others: sum across replicas.",
+		[]string{"status"}, nil)
+	dueDesc = prometheus.NewDesc("serbero_escalationsvc_queue_due",
+		"Handoffs due now (pending or parked whose retry time has come). Reported by the reporter, 0 on the others: sum across replicas.", nil, nil)
 	oldestDesc = prometheus.NewDesc("serbero_escalationsvc_oldest_pending_age_seconds",
-		"How long the oldest due handoff (pending, or parked and due) has waited; 0 when none.", nil, nil)
+		"How long the oldest due handoff (pending, or parked and due) has waited; 0 when none. Reported by the reporter, 0 on the others: sum or max across replicas.", nil, nil)
+	reporterDesc = prometheus.NewDesc("serbero_escalationsvc_queue_reporter",
+		"1 on the one replica that reports the queue gauges, 0 on the others (and while the database is unreachable).", nil, nil)
 )
 
-// queueCollector reads the queue at scrape time, so every replica reports
-// the same, current, values.
+// queueStatuses are the statuses queue_depth reports (done only grows).
+var queueStatuses = []handoff.Status{handoff.StatusPending, handoff.StatusClaimed, handoff.StatusParked, handoff.StatusFailed}
+
+// queueCollector reads the queue at scrape time. Only the replica that
+// holds the reporter role reports the queue's numbers; every other replica
+// reports 0, so a sum across replicas (what an autoscaler computes) is the
+// queue's true size. See docs/escalation.md#metrics.
 type queueCollector struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
+	reporter *store.Reporter
+	log      *slog.Logger
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- depthDesc
+	ch <- dueDesc
 	ch <- oldestDesc
+	ch <- reporterDesc
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.pool == nil {
+	if c.reporter == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
-	st, err := handoff.QueueStats(ctx, c.pool)
+	st, reporting, err := c.reporter.Stats(ctx)
 	if err != nil {
 		if c.log != nil {
 			c.log.Warn("queue metrics unavailable", "error", err)
 		}
+		ch <- prometheus.MustNewConstMetric(reporterDesc, prometheus.GaugeValue, 0)
 		return
 	}
-	for _, s := range []handoff.Status{handoff.StatusPending, handoff.StatusClaimed, handoff.StatusParked, handoff.StatusFailed} {
+	if !reporting {
+		st = handoff.Stats{ByStatus: map[handoff.Status]int64{}}
+	}
+	for _, s := range queueStatuses {
 		ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(st.ByStatus[s]), string(s))
 	}
+	ch <- prometheus.MustNewConstMetric(dueDesc, prometheus.GaugeValue, float64(st.Due))
 	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, st.OldestDueAge.Seconds())
+	ch <- prometheus.MustNewConstMetric(reporterDesc, prometheus.GaugeValue, b2f(reporting))
+}
+
+// scrapeTimeout bounds the queue read of one scrape.
+const scrapeTimeout = 2 * time.Second
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,5 +1,6 @@
-// Package route decides who receives a handoff (spec 10 §B6) and builds the
-// escalation_handoff/v1 DM body (§B13). Pure functions, no I/O.
+// Package route decides who receives a handoff and builds the
+// escalation_handoff/v1 DM body (docs/escalation.md#routing and
+// #the-dm-body). Pure functions, no I/O.
 package route
 
 import (
@@ -7,6 +8,7 @@ import (
 
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/handoff"
+	"github.com/serbero/serbero/pkg/nostrkey"
 )
 
 // Kind is the routing rule that fired.
@@ -39,9 +41,9 @@ type Decision struct {
 //  4. else Unroutable.
 //
 // An assigned solver with read permission, or not configured, falls to
-// rule 2. Unlike the reference (which compares raw strings), pubkeys are
-// compared after normalisation when both parse, so an assignment recorded
-// in hex matches a solver configured as an npub (spec 10 §D20).
+// rule 2. Pubkeys are compared as written and, when both are valid keys,
+// normalised, so an assignment recorded in hex matches a solver configured
+// as an npub (a deliberate difference, docs/escalation.md#routing).
 func Route(assigned *string, solvers []config.SolverConfig, fallback bool) Decision {
 	if assigned != nil {
 		for _, s := range solvers {
@@ -73,8 +75,8 @@ func samePubkey(a, b string) bool {
 	if a == b {
 		return true
 	}
-	na, errA := config.NormalizePubkey(a)
-	nb, errB := config.NormalizePubkey(b)
+	na, errA := nostrkey.Normalize(a)
+	nb, errB := nostrkey.Normalize(b)
 	return errA == nil && errB == nil && na == nb
 }
 
@@ -85,11 +87,13 @@ const NoSessionLine = "Session: <none — dispute-scoped handoff>"
 // Body returns the escalation_handoff/v1 DM body, byte for byte as the
 // reference: LF line ends, single blank lines between sections, no trailing
 // newline, the human summary on one line, and the package re-serialised
-// (compact, fixed key order, session_id omitted when there is none). It
-// carries rationale ids only, never rationale text.
+// (compact, fixed key order, session_id omitted when there is none). A
+// package that carried an empty session_id keeps it: line 3 is "Session: "
+// and the JSON has "session_id":"". It carries rationale ids only, never
+// rationale text.
 func Body(p handoff.Package) string {
 	session := NoSessionLine
-	if p.HasSession() {
+	if p.HasSessionKey() {
 		session = "Session: " + p.SessionID
 	}
 	var b strings.Builder

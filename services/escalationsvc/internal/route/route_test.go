@@ -8,11 +8,14 @@ import (
 
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/handoff"
+	"github.com/serbero/serbero/pkg/nostrkey"
 	"github.com/serbero/serbero/services/escalationsvc/internal/route"
 )
 
+// The keys are valid x-only points (normalisation checks the curve), except
+// where a test says otherwise.
 const (
-	w1 = "1111111111111111111111111111111111111111111111111111111111111111"
+	w1 = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
 	w2 = "2222222222222222222222222222222222222222222222222222222222222222"
 	r1 = "3333333333333333333333333333333333333333333333333333333333333333"
 	r2 = "4444444444444444444444444444444444444444444444444444444444444444"
@@ -29,9 +32,10 @@ func TestRoute(t *testing.T) {
 	mixed := []config.SolverConfig{solver(r1, config.PermissionRead), solver(w1, config.PermissionWrite), solver(w2, config.PermissionWrite)}
 	readers := []config.SolverConfig{solver(r1, config.PermissionRead), solver(r2, config.PermissionRead)}
 	// w1 as an npub: assignments recorded in hex still target it.
-	w1npub := "npub1zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygse4sl3h"
-	_, err := config.NormalizePubkey(w1npub)
+	w1npub := "npub10xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqpkge6d"
+	hex, err := nostrkey.Normalize(w1npub)
 	require.NoError(t, err)
+	require.Equal(t, w1, hex)
 
 	tests := []struct {
 		name     string
@@ -74,7 +78,7 @@ func pkg(session string) handoff.Package {
 
 func TestBody(t *testing.T) {
 	t.Parallel()
-	t.Run("dispute-scoped, the spec's example byte for byte", func(t *testing.T) {
+	t.Run("dispute-scoped, the reference's example byte for byte", func(t *testing.T) {
 		t.Parallel()
 		want := "escalation_handoff/v1\n" +
 			"Dispute: d-1\n" +
@@ -108,5 +112,20 @@ func TestBody(t *testing.T) {
 		require.NotContains(t, body, "session_id")
 		require.NotContains(t, body, "null")
 		require.NotContains(t, body, "rationale_text")
+	})
+	t.Run("an empty session_id is kept", func(t *testing.T) {
+		t.Parallel()
+		p, err := handoff.Decode([]byte(`{"dispute_id":"d-1","session_id":"","trigger":"conflicting_claims","evidence_refs":[],"prompt_bundle_id":"phase3-default","policy_hash":"hash-1","rationale_refs":["9f86d081884c"],"assembled_at":1745000000}`))
+		require.NoError(t, err)
+		want := "escalation_handoff/v1\n" +
+			"Dispute: d-1\n" +
+			"Session: \n" +
+			"Trigger: conflicting_claims\n" +
+			"\n" +
+			"Escalation required for dispute d-1. Trigger: conflicting_claims. This dispute was evaluated by Serbero's mediation assistance system and requires human judgment. Please run TakeDispute for dispute d-1 on your Mostro instance to review the full context.\n" +
+			"\n" +
+			"Handoff payload (JSON):\n" +
+			`{"dispute_id":"d-1","session_id":"","trigger":"conflicting_claims","evidence_refs":[],"prompt_bundle_id":"phase3-default","policy_hash":"hash-1","rationale_refs":["9f86d081884c"],"assembled_at":1745000000}`
+		require.Equal(t, want, route.Body(p), "as the reference: the key kept, an empty Session line")
 	})
 }

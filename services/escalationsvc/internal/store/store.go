@@ -1,14 +1,15 @@
 // Package store is escalationsvc's SQL besides the queue itself
-// (pkg/handoff): the dispute lookup, the phase 4 audit rows
-// (mediation_events), escalation_dispatches and the per-recipient
-// notifications. Every write that consumes or parks a handoff commits in
-// one transaction with the queue transition, so a handoff is never both
-// recorded and still claimable, nor consumed without its record.
+// (pkg/handoff): its own table escalation_dispatches, and the rows it
+// appends to the shared audit trail (pkg/audit) and solver-notification log
+// (pkg/notiflog) through their contract packages. Every write that consumes
+// or parks a handoff commits in one transaction with the queue transition,
+// so a handoff is never both recorded and still claimable, nor consumed
+// without its record. The store takes what to write as inputs; the
+// decisions are the dispatcher's (see docs/escalation.md).
 package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -17,27 +18,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/serbero/serbero/pkg/audit"
 	"github.com/serbero/serbero/pkg/handoff"
-)
-
-// The phase 4 audit kinds (spec 10 §B14).
-const (
-	KindDispatched      = "escalation_dispatched"
-	KindSuperseded      = "escalation_superseded"
-	KindUnroutable      = "escalation_dispatch_unroutable"
-	KindParseFailed     = "escalation_dispatch_parse_failed"
-	NotifTypeEscalation = "escalation_handoff" // decision 7 (the reference wrote mediation_escalation_recommended)
-	ReasonResolved      = "dispute_already_resolved"
-	DetailOrphan        = "dispute_id not found"
-	LifecycleResolved   = "resolved"
-	NotificationSent    = "sent"
-	NotificationFailed  = "failed"
-)
-
-// Dispatch statuses (escalation_dispatches.status).
-const (
-	StatusDispatched = "dispatched"
-	StatusSendFailed = "send_failed"
+	"github.com/serbero/serbero/pkg/notiflog"
 )
 
 // ErrAlreadyDispatched means another dispatch row exists for the handoff
@@ -50,114 +33,43 @@ type Store struct{ pool *pgxpool.Pool }
 // New returns a Store on pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// Dispute is what routing reads of a disputes row.
-type Dispute struct {
-	LifecycleState string
-	AssignedSolver *string
-}
-
-// Dispute returns the dispute, found = false when there is no such row. A
-// database error is returned as such (never as "not found").
-func (s *Store) Dispute(ctx context.Context, id string) (d Dispute, found bool, err error) {
-	err = s.pool.QueryRow(ctx, `SELECT lifecycle_state, assigned_solver FROM disputes WHERE dispute_id = $1`, id).
-		Scan(&d.LifecycleState, &d.AssignedSolver)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Dispute{}, false, nil
+// event is the common envelope of escalationsvc's audit rows: session_id,
+// prompt_bundle_id and policy_hash copied from the handoff row,
+// rationale_id NULL.
+func event(h *handoff.Handoff, p audit.Payload, occurredAt int64) audit.Event {
+	return audit.Event{
+		SessionID: h.SessionID, Payload: p, PromptBundleID: h.PromptBundleID, PolicyHash: h.PolicyHash,
+		OccurredAt: occurredAt,
 	}
-	if err != nil {
-		return Dispute{}, false, fmt.Errorf("look up dispute: %w", err)
-	}
-	return d, true, nil
-}
-
-// inTx runs fn in a transaction and commits it.
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, fn)
-}
-
-// appendAudit inserts one phase 4 mediation_events row with the common
-// envelope (§B14): session_id, prompt_bundle_id and policy_hash copied from
-// the handoff row, rationale_id NULL.
-func appendAudit(ctx context.Context, tx pgx.Tx, h *handoff.Handoff, kind string, payload any, occurredAt int64) error {
-	b, err := json.Marshal(payload)
-	if err != nil {
-		return fmt.Errorf("encode %s payload: %w", kind, err)
-	}
-	_, err = tx.Exec(ctx, `
-INSERT INTO mediation_events (session_id, kind, payload_json, rationale_id, prompt_bundle_id, policy_hash, occurred_at)
-VALUES ($1, $2, $3::jsonb, NULL, $4, $5, $6)`, h.SessionID, kind, string(b), h.PromptBundleID, h.PolicyHash, occurredAt)
-	if err != nil {
-		return fmt.Errorf("insert %s audit: %w", kind, err)
-	}
-	return nil
-}
-
-// auditExists is the writer-side dedup probe: is there a kind row for this
-// handoff already?
-func auditExists(ctx context.Context, tx pgx.Tx, kind string, handoffEventID int64) (bool, error) {
-	var exists bool
-	err := tx.QueryRow(ctx, `
-SELECT EXISTS (SELECT 1 FROM mediation_events
-               WHERE payload_json ? 'handoff_event_id' AND (payload_json ->> 'handoff_event_id')::bigint = $1 AND kind = $2)`,
-		handoffEventID, kind).Scan(&exists)
-	if err != nil {
-		return false, fmt.Errorf("probe %s audit: %w", kind, err)
-	}
-	return exists, nil
-}
-
-// ParseFailedPayload is the escalation_dispatch_parse_failed payload.
-type ParseFailedPayload struct {
-	DisputeID      string `json:"dispute_id"`
-	HandoffEventID int64  `json:"handoff_event_id"`
-	Reason         string `json:"reason"`
-	Detail         string `json:"detail"`
 }
 
 // RecordParseFailed appends the escalation_dispatch_parse_failed row and
-// consumes the handoff, in one transaction.
-func (s *Store) RecordParseFailed(ctx context.Context, h *handoff.Handoff, p ParseFailedPayload, now int64) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := appendAudit(ctx, tx, h, KindParseFailed, p, now); err != nil {
-			return err
+// consumes the handoff with the payload's reason as outcome, in one
+// transaction.
+func (s *Store) RecordParseFailed(ctx context.Context, h *handoff.Handoff, p audit.EscalationDispatchParseFailed, occurredAt int64) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := audit.Append(ctx, tx, event(h, p, occurredAt)); err != nil {
+			return fmt.Errorf("record parse failure: %w", err)
 		}
 		return handoff.Complete(ctx, tx, h.Lease(), handoff.Outcome(p.Reason))
 	})
 }
 
-// SupersededPayload is the escalation_superseded payload.
-type SupersededPayload struct {
-	DisputeID      string `json:"dispute_id"`
-	HandoffEventID int64  `json:"handoff_event_id"`
-	Reason         string `json:"reason"`
-}
-
-// UnroutablePayload is the escalation_dispatch_unroutable payload.
-type UnroutablePayload struct {
-	DisputeID             string `json:"dispute_id"`
-	HandoffEventID        int64  `json:"handoff_event_id"`
-	ConfiguredSolverCount int    `json:"configured_solver_count"`
-	FallbackToAllSolvers  bool   `json:"fallback_to_all_solvers"`
-}
-
-// Park records why a handoff waits, at most once per handoff (writer-side
-// dedup on handoff_event_id and kind), and parks it, in one transaction.
-// wrote reports whether the audit row was new.
-func (s *Store) Park(ctx context.Context, h *handoff.Handoff, reason handoff.ParkReason, payload any,
-	retryAfter time.Duration, detail string, now int64,
+// Park records why a handoff waits, at most once per handoff and kind
+// (writer-side dedup on the payload's handoff_event_id), and parks it for
+// retryAfter, in one transaction. wrote reports whether the audit row was
+// new.
+func (s *Store) Park(ctx context.Context, h *handoff.Handoff, reason handoff.ParkReason, p audit.Payload,
+	retryAfter time.Duration, detail string, occurredAt int64,
 ) (wrote bool, err error) {
-	kind := KindSuperseded
-	if reason == handoff.ParkUnroutable {
-		kind = KindUnroutable
-	}
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		exists, err := auditExists(ctx, tx, kind, h.HandoffEventID)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		exists, err := audit.HasForHandoff(ctx, tx, p.Kind(), h.HandoffEventID)
 		if err != nil {
-			return err
+			return fmt.Errorf("park handoff: %w", err)
 		}
 		if !exists {
-			if err := appendAudit(ctx, tx, h, kind, payload, now); err != nil {
-				return err
+			if _, err := audit.Append(ctx, tx, event(h, p, occurredAt)); err != nil {
+				return fmt.Errorf("park handoff: %w", err)
 			}
 		}
 		wrote = !exists
@@ -181,12 +93,12 @@ type Dispatch struct {
 	DispatchID        string
 	DisputeID         string
 	Recipients        []Recipient // in send order
-	Status            string
+	Status            string      // audit.DispatchStatusDispatched or audit.DispatchStatusSendFailed
 	FallbackBroadcast bool
-	// CreatedAt is when the dispatch began (before the first send);
-	// DispatchedAt when the send loop finished (spec 10 §D17). Unix s.
-	CreatedAt    int64
-	DispatchedAt int64
+	// At is the dispatch's time (unix seconds), taken before the first
+	// send: created_at, dispatched_at, the audit row's occurred_at and every
+	// notification's sent_at.
+	At int64
 }
 
 // TargetSolver is the comma-joined recipient list (no spaces, send order).
@@ -201,24 +113,14 @@ func (d *Dispatch) TargetSolver() string {
 	return string(out)
 }
 
-// DispatchedPayload is the escalation_dispatched payload.
-type DispatchedPayload struct {
-	DispatchID        string `json:"dispatch_id"`
-	DisputeID         string `json:"dispute_id"`
-	HandoffEventID    int64  `json:"handoff_event_id"`
-	TargetSolver      string `json:"target_solver"`
-	Status            string `json:"status"`
-	FallbackBroadcast bool   `json:"fallback_broadcast"`
-}
-
 // RecordDispatch writes, in one transaction: the escalation_dispatches row,
-// its escalation_dispatched audit row (same dispatch_id), one notifications
-// row per attempted recipient (notif_type escalation_handoff, sent_at =
-// the dispatch start), and the queue row's completion. ErrAlreadyDispatched
-// means the handoff had a dispatch row already (nothing was written).
+// its escalation_dispatched audit row (same dispatch_id), one notification
+// per attempted recipient (notif_type escalation_handoff), and the queue
+// row's completion. ErrAlreadyDispatched means the handoff had a dispatch
+// row already (nothing was written).
 func (s *Store) RecordDispatch(ctx context.Context, h *handoff.Handoff, d *Dispatch) error {
 	target := d.TargetSolver()
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		fallback := 0
 		if d.FallbackBroadcast {
 			fallback = 1
@@ -226,42 +128,40 @@ func (s *Store) RecordDispatch(ctx context.Context, h *handoff.Handoff, d *Dispa
 		if _, err := tx.Exec(ctx, `
 INSERT INTO escalation_dispatches
     (dispatch_id, dispute_id, session_id, handoff_event_id, target_solver, dispatched_at, created_at, status, fallback_broadcast)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			d.DispatchID, d.DisputeID, h.SessionID, h.HandoffEventID, target, d.DispatchedAt, d.CreatedAt, d.Status, fallback); err != nil {
+VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)`,
+			d.DispatchID, d.DisputeID, h.SessionID, h.HandoffEventID, target, d.At, d.Status, fallback); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "idx_escalation_dispatches_handoff" {
 				return ErrAlreadyDispatched
 			}
 			return fmt.Errorf("insert dispatch: %w", err)
 		}
-		if err := appendAudit(ctx, tx, h, KindDispatched, DispatchedPayload{
+		if _, err := audit.Append(ctx, tx, event(h, audit.EscalationDispatched{
 			DispatchID: d.DispatchID, DisputeID: d.DisputeID, HandoffEventID: h.HandoffEventID,
 			TargetSolver: target, Status: d.Status, FallbackBroadcast: d.FallbackBroadcast,
-		}, d.DispatchedAt); err != nil {
-			return err
+		}, d.At)); err != nil {
+			return fmt.Errorf("record dispatch: %w", err)
 		}
-		batch := &pgx.Batch{}
+		entries := make([]notiflog.Entry, 0, len(d.Recipients))
 		for _, r := range d.Recipients {
-			status, errText := NotificationSent, (*string)(nil)
-			if !r.Sent {
-				status = NotificationFailed
-				e := r.Error
-				errText = &e
+			e := notiflog.Entry{
+				DisputeID: d.DisputeID, SolverPubkey: r.Pubkey, SentAt: d.At,
+				Status: notiflog.StatusSent, Type: notiflog.TypeEscalationHandoff,
 			}
-			batch.Queue(`
-INSERT INTO notifications (dispute_id, solver_pubkey, sent_at, status, error_message, notif_type)
-VALUES ($1, $2, $3, $4, $5, $6)`, d.DisputeID, r.Pubkey, d.CreatedAt, status, errText, NotifTypeEscalation)
+			if !r.Sent {
+				e.Status, e.Error = notiflog.StatusFailed, r.Error
+			}
+			entries = append(entries, e)
 		}
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-			return fmt.Errorf("insert notifications: %w", err)
+		if _, err := notiflog.RecordAll(ctx, tx, entries); err != nil {
+			return fmt.Errorf("record dispatch: %w", err)
 		}
 		outcome := handoff.OutcomeDispatched
-		if d.Status == StatusSendFailed {
+		if d.Status == audit.DispatchStatusSendFailed {
 			outcome = handoff.OutcomeSendFailed
 		}
 		return handoff.Complete(ctx, tx, h.Lease(), outcome)
 	})
-	return err
 }
 
 // DispatchRow is an escalation_dispatches row as the admin API shows it.

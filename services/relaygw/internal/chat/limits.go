@@ -1,35 +1,71 @@
 package chat
 
 import (
+	"slices"
+	"sort"
 	"sync"
 	"time"
 )
 
-// bucket is a token bucket: rate tokens a minute, up to burst.
-type bucket struct {
-	mu     sync.Mutex
-	tokens float64
-	rate   float64 // per second
-	burst  float64
-	last   time.Time
-	now    func() time.Time
+// window limits a verified sender's lines on the sender's own clock: at
+// most max lines whose created_at fall within any span of width seconds.
+// An arrival-time bucket would cut a backlog read after an outage (relays
+// hand hours of lines over in a second) and lose the lines beyond the
+// burst for good, since the cursor moves past them; the lines' own times
+// tell a flood (many lines in the same minute) from a backlog. See
+// docs/relaygw.md#chat.
+type window struct {
+	mu    sync.Mutex
+	max   int
+	width int64
+	ts    []int64 // accepted line times, sorted
 }
 
-func newBucket(perMinute, burst int, now func() time.Time) *bucket {
-	return &bucket{tokens: float64(burst), rate: float64(perMinute) / 60, burst: float64(burst), last: now(), now: now}
+// windowKeep bounds the remembered times of one sender and form.
+const windowKeep = 10000
+
+func newWindow(max int, width time.Duration) *window {
+	return &window{max: max, width: int64(width / time.Second)}
 }
 
-func (b *bucket) allow() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	t := b.now()
-	b.tokens = min(b.burst, b.tokens+t.Sub(b.last).Seconds()*b.rate)
-	b.last = t
-	if b.tokens < 1 {
-		return false
+// allow records a line at t unless some span of width seconds holding t
+// would then hold more than max lines.
+func (w *window) allow(t int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	lo := sort.Search(len(w.ts), func(i int) bool { return w.ts[i] > t-w.width })
+	hi := sort.Search(len(w.ts), func(i int) bool { return w.ts[i] >= t+w.width })
+	near := w.ts[lo:hi] // the times a span holding t can also hold
+	at := sort.Search(len(near), func(i int) bool { return near[i] >= t })
+	// Spans [s, s+width) with s in (t-width, t]: for each start at a line
+	// time before t (or at t itself), count the lines up to s+width.
+	starts := append(append([]int64(nil), near[:at]...), t)
+	for _, s := range starts {
+		n := 1 // the new line
+		for _, v := range near {
+			if v >= s && v < s+w.width {
+				n++
+			}
+		}
+		if n > w.max {
+			return false
+		}
 	}
-	b.tokens--
+	i := sort.Search(len(w.ts), func(i int) bool { return w.ts[i] >= t })
+	w.ts = slices.Insert(w.ts, i, t)
+	if len(w.ts) > windowKeep {
+		w.ts = w.ts[len(w.ts)-windowKeep:]
+	}
 	return true
+}
+
+// forget removes a line recorded by allow that could not be stored.
+func (w *window) forget(t int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if i, ok := slices.BinarySearch(w.ts, t); ok {
+		w.ts = slices.Delete(w.ts, i, i+1)
+	}
 }
 
 // lru remembers recent outer event ids (FIFO eviction).
@@ -63,8 +99,10 @@ func (l *lru) add(id string) bool {
 	return true
 }
 
-func (l *lru) remove(id string) {
+// has reports whether id is remembered.
+func (l *lru) has(id string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.set, id)
+	_, ok := l.set[id]
+	return ok
 }

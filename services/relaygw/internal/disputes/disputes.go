@@ -1,11 +1,19 @@
 // Package disputes ingests the Mostro node's kind 38386 dispute events and
-// streams them to subscribers.
+// streams them to subscribers (docs/relaygw.md#dispute-events).
 //
 // Ingest: the subscription {kinds:[38386], authors:[mostro]} resumes from a
-// durable per-relay cursor (pool.Cursored); each delivered event is checked
+// durable per-relay cursor (pool.Cursored) and pages through the relay's
+// stored events (relays cap their answers); each delivered event is checked
 // (kind, author, id, signature: a relay may deliver anything) and stored
 // once (event id unique) under a bigserial cursor. Refused events are
 // logged and counted, never stored.
+//
+// First start: with no cursor stored anywhere, the deployment records when
+// it started (relaygw_dispute_start) and reads from then minus the
+// re-subscribe margin, or minus [relaygw].dispute_backfill_seconds when
+// that is larger; it never replays the relays' whole history. Events
+// created before that start are streamed with Backfill set. A relay added
+// later starts from the oldest cursor of the others.
 //
 // Stream: replays the stored events after the subscriber's cursor, then
 // follows new ones as they are stored; each stored event reaches a
@@ -15,6 +23,7 @@ package disputes
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
@@ -30,28 +39,61 @@ import (
 // SubKey names the subscription and its cursors.
 const SubKey = "mostro-disputes"
 
+// Page is the REQ limit of the dispute subscription: the stored events are
+// read backwards in pages of at most this many (relays may cap lower).
+const Page = 500
+
+// Options configures an Ingest.
+type Options struct {
+	// Mostro is the node's pubkey, hex.
+	Mostro string
+	// Store is relaygw's store.
+	Store *store.Store
+	// Logger receives the ingest's logs.
+	Logger *slog.Logger
+	// Rejected is the shared refused-events counter (labels stream,
+	// reason).
+	Rejected *prometheus.CounterVec
+	// Registerer, if set, registers the ingest's metrics.
+	Registerer prometheus.Registerer
+	// Margin is [relaygw].resubscribe_margin_seconds.
+	Margin time.Duration
+	// Backfill is [relaygw].dispute_backfill_seconds: how far before the
+	// first start to read (0: from the start, minus Margin).
+	Backfill time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
 // Ingest verifies and stores dispute events.
 type Ingest struct {
+	o        Options
 	mostro   string
 	store    *store.Store
 	notifier *notify.Notifier
 	log      *slog.Logger
 	rejected *prometheus.CounterVec
 	stored   prometheus.Counter
+
+	mu     sync.Mutex
+	start  *store.DisputeStart // once known
+	logged bool                // which start happened was logged
 }
 
-// New builds the ingest; rejected is the shared refused-events counter
-// (labels stream, reason).
-func New(mostroPubkey string, st *store.Store, log *slog.Logger, rejected *prometheus.CounterVec, reg prometheus.Registerer) (*Ingest, error) {
+// New builds the ingest.
+func New(o Options) (*Ingest, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	i := &Ingest{
-		mostro: mostroPubkey, store: st, notifier: notify.New(), log: log, rejected: rejected,
+		o: o, mostro: o.Mostro, store: o.Store, notifier: notify.New(), log: o.Logger, rejected: o.Rejected,
 		stored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "serbero_relaygw_dispute_events_stored_total",
 			Help: "Verified kind 38386 events stored (each event once).",
 		}),
 	}
-	if reg != nil {
-		if err := reg.Register(i.stored); err != nil {
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(i.stored); err != nil {
 			return nil, err
 		}
 	}
@@ -59,14 +101,129 @@ func New(mostroPubkey string, st *store.Store, log *slog.Logger, rejected *prome
 }
 
 // Spec is the pool subscription.
-func (i *Ingest) Spec(cursors pool.Cursors, margin time.Duration) pool.Spec {
-	return pool.Cursored(pool.CursoredOptions{
-		Key: SubKey, Cursors: cursors, Margin: margin,
+func (i *Ingest) Spec(cursors pool.Cursors) pool.Spec {
+	spec := pool.Cursored(pool.CursoredOptions{
+		Key: SubKey, Cursors: cursors, Margin: i.o.Margin, Page: Page, Now: i.o.Now,
+		Initial: i.initial,
 		Filters: func(since *nostr.Timestamp) nostr.Filters {
 			return nostr.Filters{{Kinds: []int{mostro.KindDispute}, Authors: []string{i.mostro}, Since: since}}
 		},
 		Handle: i.Handle,
 	})
+	// The start record is known (and which start this is logged) before
+	// the first REQ, cursor or not.
+	filters := spec.Filters
+	spec.Filters = func(ctx context.Context, relayURL string) (nostr.Filters, error) {
+		if _, err := i.ensureStart(ctx); err != nil {
+			return nil, err
+		}
+		return filters(ctx, relayURL)
+	}
+	return spec
+}
+
+// initial is where a relay without a cursor starts: at the oldest cursor
+// of the other relays (a relay added later), else at the deployment's
+// first start minus the margin or the backfill window.
+func (i *Ingest) initial(ctx context.Context, relayURL string) (*nostr.Timestamp, error) {
+	st, err := i.ensureStart(ctx)
+	if err != nil {
+		return nil, err
+	}
+	margin := int64(i.o.Margin / time.Second)
+	if ts, ok, err := i.store.OldestCursor(ctx, SubKey); err != nil {
+		return nil, err
+	} else if ok {
+		since := nostr.Timestamp(max(ts-margin, 0))
+		i.log.Info("dispute subscription: a relay without a cursor starts where the others are", "relay", relayURL, "since", int64(since))
+		return &since, nil
+	}
+	from := st.StartedAt
+	if from == 0 {
+		from = i.o.Now().Unix()
+	}
+	// (Not from the newest stored event: with no cursor, the window that
+	// stored it may not have been read to its end.)
+	since := max(from-max(margin, st.BackfillSeconds), 0)
+	s := nostr.Timestamp(since)
+	return &s, nil
+}
+
+// ensureStart loads the deployment's start record, writing it on the
+// first start, and logs once which start this is.
+func (i *Ingest) ensureStart(ctx context.Context) (store.DisputeStart, error) {
+	i.mu.Lock()
+	if i.start != nil && i.logged {
+		st := *i.start
+		i.mu.Unlock()
+		return st, nil
+	}
+	i.mu.Unlock()
+	st, ok, err := i.store.GetDisputeStart(ctx)
+	if err != nil {
+		return store.DisputeStart{}, err
+	}
+	_, hasCursor, err := i.store.OldestCursor(ctx, SubKey)
+	if err != nil {
+		return store.DisputeStart{}, err
+	}
+	created := false
+	if !ok {
+		want := store.DisputeStart{StartedAt: i.o.Now().Unix(), BackfillSeconds: int64(i.o.Backfill / time.Second)}
+		if hasCursor {
+			want = store.DisputeStart{} // cursors from before the record: nothing is backfill
+		}
+		if st, created, err = i.store.RecordDisputeStart(ctx, want); err != nil {
+			return store.DisputeStart{}, err
+		}
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.start = &st
+	if !i.logged {
+		i.logged = true
+		i.logStart(st, created, hasCursor)
+	}
+	return st, nil
+}
+
+func (i *Ingest) logStart(st store.DisputeStart, created, hasCursor bool) {
+	margin := int64(i.o.Margin / time.Second)
+	switch {
+	case hasCursor:
+		i.log.Info("dispute subscription: resuming from the stored cursors", "margin_seconds", margin)
+	case created && st.BackfillSeconds > margin:
+		i.log.Info("dispute subscription: first start with a backfill window: reading dispute events from before the start; they are streamed marked backfill",
+			"started_at", st.StartedAt, "backfill_seconds", st.BackfillSeconds, "since", st.StartedAt-st.BackfillSeconds)
+	case created:
+		i.log.Info("dispute subscription: first start: reading dispute events from now (minus the margin), not the relays' history ([relaygw].dispute_backfill_seconds is 0)",
+			"started_at", st.StartedAt, "margin_seconds", margin)
+	default:
+		i.log.Info("dispute subscription: no cursor stored yet: resuming the first start",
+			"started_at", st.StartedAt, "backfill_seconds", st.BackfillSeconds, "since", st.StartedAt-max(margin, st.BackfillSeconds))
+	}
+}
+
+// startRecord returns the start record if known (loading it when not
+// cached yet).
+func (i *Ingest) startRecord(ctx context.Context) (store.DisputeStart, bool) {
+	i.mu.Lock()
+	if i.start != nil {
+		st := *i.start
+		i.mu.Unlock()
+		return st, true
+	}
+	i.mu.Unlock()
+	st, ok, err := i.store.GetDisputeStart(ctx)
+	if err != nil || !ok {
+		return store.DisputeStart{}, false
+	}
+	i.mu.Lock()
+	if i.start == nil {
+		i.start = &st
+	}
+	i.mu.Unlock()
+	return st, true
 }
 
 // Handle checks a batch of delivered events and stores the good ones in one
@@ -106,6 +263,15 @@ func (i *Ingest) Handle(ctx context.Context, relayURL string, evs []*nostr.Event
 	return good, nil
 }
 
+// Event is one stored dispute event as streamed.
+type Event struct {
+	store.DisputeEvent
+	// Backfill: the event was created before the deployment's first start
+	// (read by its margin or backfill window, or from a relay holding
+	// history).
+	Backfill bool
+}
+
 // pollEvery is the fallback re-read period of a waiting stream (another
 // process may have appended; notifications are in-process only).
 const pollEvery = 5 * time.Second
@@ -117,7 +283,7 @@ const batch = 256
 // order, then for every new one, until ctx ends (nil) or send fails. A
 // database failure is retried, not returned: the stream survives a
 // database restart.
-func (i *Ingest) Stream(ctx context.Context, after int64, send func(store.DisputeEvent) error) error {
+func (i *Ingest) Stream(ctx context.Context, after int64, send func(Event) error) error {
 	pos := after
 	backoff := 100 * time.Millisecond
 	for {
@@ -135,8 +301,12 @@ func (i *Ingest) Stream(ctx context.Context, after int64, send func(store.Disput
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		var st store.DisputeStart
+		if len(evs) > 0 {
+			st, _ = i.startRecord(ctx)
+		}
 		for _, e := range evs {
-			if err := send(e); err != nil {
+			if err := send(Event{DisputeEvent: e, Backfill: int64(e.Event.CreatedAt) < st.StartedAt}); err != nil {
 				return err
 			}
 			pos = e.Cursor

@@ -26,8 +26,11 @@ type CursoredOptions struct {
 	Cursors Cursors
 	// Margin is subtracted from the cursor on every (re)subscribe.
 	Margin time.Duration
-	// Initial is the since to use when there is no cursor yet (nil: none).
-	Initial func() *nostr.Timestamp
+	// Initial is the since to use when the relay has no cursor yet (nil,
+	// or a nil result: none). An error retries the subscribe later.
+	Initial func(ctx context.Context, relayURL string) (*nostr.Timestamp, error)
+	// Page, when positive, pages the stored events (see Spec.Page).
+	Page int
 	// Filters builds the filters for a given since (which may be nil).
 	Filters func(since *nostr.Timestamp) nostr.Filters
 	// Handle processes a batch of events (see Spec.HandleBatch) and
@@ -85,7 +88,8 @@ func Cursored(o CursoredOptions) Spec {
 		return nil
 	}
 	return Spec{
-		Key: o.Key,
+		Key:  o.Key,
+		Page: o.Page,
 		Filters: func(ctx context.Context, relayURL string) (nostr.Filters, error) {
 			mu.Lock()
 			phases[relayURL] = &phase{} // a new subscription: before its EOSE
@@ -100,7 +104,9 @@ func Cursored(o CursoredOptions) Spec {
 				s := nostr.Timestamp(max(ts-int64(o.Margin/time.Second), 0))
 				since = &s
 			case o.Initial != nil:
-				since = o.Initial()
+				if since, err = o.Initial(ctx, relayURL); err != nil {
+					return nil, fmt.Errorf("initial position: %w", err)
+				}
 			}
 			return o.Filters(since), nil
 		},

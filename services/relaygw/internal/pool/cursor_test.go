@@ -40,7 +40,7 @@ func (c *memCursors) Advance(_ context.Context, key, relay string, ts int64) err
 func cursorSpec(cur *memCursors, now time.Time, initial nostr.Timestamp) pool.Spec {
 	return pool.Cursored(pool.CursoredOptions{
 		Key: "k", Cursors: cur, Margin: time.Minute, Now: func() time.Time { return now },
-		Initial: func() *nostr.Timestamp { return &initial },
+		Initial: func(context.Context, string) (*nostr.Timestamp, error) { return &initial, nil },
 		Filters: func(since *nostr.Timestamp) nostr.Filters { return nostr.Filters{{Kinds: []int{1}, Since: since}} },
 		Handle: func(_ context.Context, _ string, evs []*nostr.Event) ([]*nostr.Event, error) {
 			var ok []*nostr.Event

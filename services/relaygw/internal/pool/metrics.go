@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/serbero/serbero/pkg/mostro/relayconn"
 )
 
 // Metrics are the pool's Prometheus collectors, labelled by relay URL.
@@ -13,6 +15,10 @@ type Metrics struct {
 	events    *prometheus.CounterVec
 	lastEvent *prometheus.GaugeVec
 	published *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
+	notices   *prometheus.CounterVec
+	pages     *prometheus.CounterVec
+	pageSkips *prometheus.CounterVec
 }
 
 // NewMetrics registers the pool's collectors on reg (nil: not registered).
@@ -38,9 +44,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "serbero_relaygw_publish_results_total",
 			Help: "Publish attempts per relay and outcome (accepted, rejected, timed_out, not_connected).",
 		}, []string{"relay", "outcome"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "serbero_relaygw_relay_messages_dropped_total",
+			Help: "Relay messages dropped unread, per relay and reason (oversized: above the read limit; malformed; unknown_subscription; unrequested: matches no filter of its subscription; overflow: the subscription's buffer was full, it re-subscribes).",
+		}, []string{"relay", "reason"}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "serbero_relaygw_relay_notices_total",
+			Help: "NOTICE messages received from the relay (logged at most every 10 s).",
+		}, []string{"relay"}),
+		pages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "serbero_relaygw_relay_backlog_pages_total",
+			Help: "Extra REQs sent to page backwards through a relay's capped answer of stored events.",
+		}, []string{"relay"}),
+		pageSkips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "serbero_relaygw_relay_backlog_second_skips_total",
+			Help: "Times a page of stored events was full of one second's events and paging stepped past that second (events of it beyond the relay's cap are unreachable).",
+		}, []string{"relay"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connected, m.failures, m.events, m.lastEvent, m.published} {
+		for _, c := range []prometheus.Collector{m.connected, m.failures, m.events, m.lastEvent, m.published, m.dropped, m.notices, m.pages, m.pageSkips} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register relay pool metrics: %w", err)
 			}
@@ -56,4 +78,10 @@ func (m *Metrics) init(url string) {
 	for _, o := range []Outcome{Accepted, Rejected, TimedOut, NotConnected} {
 		m.published.WithLabelValues(url, o.String())
 	}
+	for _, r := range relayconn.DropReasons() {
+		m.dropped.WithLabelValues(url, string(r))
+	}
+	m.notices.WithLabelValues(url)
+	m.pages.WithLabelValues(url)
+	m.pageSkips.WithLabelValues(url)
 }

@@ -1,17 +1,25 @@
 // Package pool is relaygw's relay pool: one connection loop per configured
 // relay, with its own reconnect (capped exponential backoff with jitter)
 // and its own re-subscription, so that no event is lost across a
-// reconnect.
+// reconnect. The rules it implements are written in docs/relaygw.md.
 //
-// go-nostr's SimplePool is deliberately not used: on reconnect it rewrites
-// every filter's since to "now", which silently loses events published while
-// the connection was down (and every back-dated gift wrap). Here each
-// subscription is a Spec whose Filters are rebuilt on every (re)subscribe,
-// typically from a durable cursor (see Cursored), and whose Handle is
-// called for every delivered event. A Handle error (a transient failure,
-// such as the database being down) ends the subscription on that relay and
-// re-subscribes after a backoff from the cursor, which did not advance: the
-// event is delivered again.
+// Connections are pkg/mostro/relayconn websockets (bounded message size,
+// buffers bounded in bytes, drops counted); go-nostr's Relay and
+// SimplePool are not used: the first races with itself, and the second
+// rewrites every filter's since to "now" on reconnect, which silently
+// loses events published while the connection was down (and every
+// back-dated gift wrap).
+//
+// Each subscription is a Spec whose Filters are rebuilt on every
+// (re)subscribe, typically from a durable cursor (see Cursored), and sent
+// as its own REQ, so one subscription's trouble (a CLOSED, an overflow, a
+// handler error) never ends another's. A Spec with Page set reads the
+// relay's stored events backwards in pages (until + limit), because relays
+// answer at most a capped number of stored events per REQ, newest first;
+// EndOfStored comes only once the whole window was read. A Handle error (a
+// transient failure, such as the database being down) ends the
+// subscription on that relay and re-subscribes after a backoff from the
+// cursor, which did not advance: the event is delivered again.
 //
 // Publish sends an event to every relay at once and reports, per relay,
 // accepted / rejected (with the relay's reason) / timed out / not connected.
@@ -19,17 +27,13 @@ package pool
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
 
-	"github.com/serbero/serbero/pkg/textcut"
+	"github.com/serbero/serbero/pkg/mostro/relayconn"
 )
 
 // Outcome is what one relay did with one published event.
@@ -94,13 +98,25 @@ type Spec struct {
 	// for the whole batch.
 	HandleBatch func(ctx context.Context, relayURL string, evs []*nostr.Event) error
 	// EndOfStored, when set, is called once per (re)subscription on a
-	// relay when that relay has sent all its stored events (EOSE), after
-	// every one of them was handled. Until then a connection cut can leave
-	// older stored events undelivered (relays send the newest first), so
-	// a durable cursor must not move before it (see Cursored). An error
-	// is treated as a Handle error. Filters, Handle(Batch) and EndOfStored
-	// are never called concurrently for the same subscription and relay.
+	// relay when that relay has sent all its stored events of the window
+	// (the EOSE of the last page), after every one of them was handled.
+	// Until then a connection cut can leave older stored events
+	// undelivered (relays send the newest first), so a durable cursor must
+	// not move before it (see Cursored). An error is treated as a Handle
+	// error. Filters, Handle(Batch) and EndOfStored are never called
+	// concurrently for the same subscription and relay.
 	EndOfStored func(ctx context.Context, relayURL string) error
+	// Page, when positive, is the REQ limit, and the stored events are
+	// read backwards page by page (same filter, until = the oldest event
+	// so far, inclusive) until a page brings nothing new: relays cap their
+	// answers below any limit we ask for, so a short page proves nothing.
+	// Filters must then return exactly one filter.
+	Page int
+	// NoDedup: the pool passes every delivered event on, even one it
+	// already handled for this subscription; Handle deduplicates itself
+	// (it must not remember an event it refused for a reason that may
+	// pass later, see the chat).
+	NoDedup bool
 }
 
 // maxBatch bounds how many back-to-back events HandleBatch gets at once.
@@ -132,6 +148,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, if set, records relay health and publish outcomes.
 	Metrics *Metrics
+	// Conn bounds each connection (read limit, buffers, keepalive); its
+	// OnNotice and OnDrop are set by the pool. Zero: relayconn's defaults.
+	Conn relayconn.Options
 }
 
 // Pool holds the relay connections.
@@ -297,8 +316,8 @@ func (p *Pool) Query(ctx context.Context, f nostr.Filter, timeout time.Duration)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			evs, err := r.QuerySync(ctx, f)
-			if err != nil {
+			evs, err := r.Query(ctx, nostr.Filters{f})
+			if err != nil && len(evs) == 0 {
 				return
 			}
 			mu.Lock()
@@ -315,445 +334,8 @@ func (p *Pool) Query(ctx context.Context, f nostr.Filter, timeout time.Duration)
 	return out
 }
 
-// conn is one relay's connection loop.
-type conn struct {
-	url  string
-	pool *Pool
-
-	mu             sync.Mutex
-	relay          *nostr.Relay // nil while disconnected
-	connCtx        context.Context
-	subs           map[string]*subRunner
-	connectedSince time.Time
-	lastEventAt    time.Time
-	failures       int64
-	lastError      string
-
-	// lastRun is, per subscription key, closed when the latest runner has
-	// returned: a new runner waits for its predecessor, so that one
-	// subscription's calls for this relay never overlap.
-	lastRun map[string]chan struct{}
-}
-
-type subRunner struct {
-	cancel context.CancelFunc
-	kick   chan struct{}
-}
-
-func (c *conn) current() *nostr.Relay {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.relay
-}
-
-func (c *conn) status() Status {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return Status{
-		URL: c.url, Connected: c.relay != nil, ConnectedSince: c.connectedSince, LastEventAt: c.lastEventAt,
-		Failures: c.failures, LastError: c.lastError,
-	}
-}
-
-func (c *conn) fail(err error) {
-	msg := err.Error()
-	c.mu.Lock()
-	c.failures++
-	c.lastError = msg
-	c.mu.Unlock()
-	if m := c.pool.opts.Metrics; m != nil {
-		m.failures.WithLabelValues(c.url).Inc()
-	}
-}
-
-func (c *conn) noteError(err error) {
-	c.mu.Lock()
-	c.lastError = err.Error()
-	c.mu.Unlock()
-}
-
-// loop connects, subscribes everything, waits for the connection to drop,
-// and starts again after a backoff, until ctx ends.
-func (c *conn) loop(ctx context.Context) {
-	log := c.pool.log.With("relay", c.url)
-	backoff := c.pool.opts.InitialBackoff
-	for ctx.Err() == nil {
-		r := nostr.NewRelay(ctx, c.url, nostr.WithNoticeHandler(func(n string) {
-			log.Info("relay notice", "notice", truncate(n, 200))
-		}))
-		r.AssumeValid = true // every handler verifies signatures itself
-		cctx, cancel := context.WithTimeout(ctx, c.pool.opts.ConnectTimeout)
-		err := r.Connect(cctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			c.fail(fmt.Errorf("connect: %w", err))
-			log.Warn("relay connection failed; retrying", "error", err, "backoff", backoff.String())
-			if !sleep(ctx, jitter(backoff)) {
-				return
-			}
-			backoff = min(2*backoff, c.pool.opts.MaxBackoff)
-			continue
-		}
-		backoff = c.pool.opts.InitialBackoff
-		c.mu.Lock()
-		c.relay = r
-		c.connCtx = r.Context()
-		c.connectedSince = time.Now()
-		c.mu.Unlock()
-		if m := c.pool.opts.Metrics; m != nil {
-			m.connected.WithLabelValues(c.url).Set(1)
-		}
-		log.Info("relay connected")
-		for _, spec := range c.pool.allSpecs() {
-			c.startSub(spec)
-		}
-
-		select {
-		case <-r.Context().Done():
-		case <-ctx.Done():
-		}
-		c.mu.Lock()
-		c.relay = nil
-		c.connCtx = nil
-		for key, s := range c.subs {
-			s.cancel()
-			delete(c.subs, key)
-		}
-		c.mu.Unlock()
-		if m := c.pool.opts.Metrics; m != nil {
-			m.connected.WithLabelValues(c.url).Set(0)
-		}
-		// No r.Close(): the connection is already closed, or closes with
-		// ctx (go-nostr's Close races its own connection goroutine).
-		if ctx.Err() != nil {
-			return
-		}
-		cause := context.Cause(r.Context())
-		c.fail(fmt.Errorf("connection lost: %w", cause))
-		log.Warn("relay connection lost; reconnecting", "error", cause, "backoff", backoff.String())
-		if !sleep(ctx, jitter(backoff)) {
-			return
-		}
-	}
-}
-
-// startSub runs spec on this connection if it is up (replacing a runner
-// with the same key).
-func (c *conn) startSub(spec Spec) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.relay == nil {
-		return
-	}
-	if old, ok := c.subs[spec.Key]; ok {
-		old.cancel()
-	}
-	ctx, cancel := context.WithCancel(c.connCtx)
-	sr := &subRunner{cancel: cancel, kick: make(chan struct{}, 1)}
-	c.subs[spec.Key] = sr
-	r := c.relay
-	prev, done := c.lastRun[spec.Key], make(chan struct{})
-	c.lastRun[spec.Key] = done
-	go func() {
-		defer close(done)
-		if prev != nil {
-			<-prev // cancelled already (replaced or connection lost): ends soon
-		}
-		c.runSub(ctx, r, spec.Key, sr)
-	}()
-}
-
-func (c *conn) stopSub(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s, ok := c.subs[key]; ok {
-		s.cancel()
-		delete(c.subs, key)
-	}
-}
-
-func (c *conn) kickSub(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s, ok := c.subs[key]; ok {
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-var errKicked = errors.New("re-subscribe requested")
-
-// runSub keeps one subscription open on one connection: subscribe, handle
-// events; after a relay CLOSED, a handler error or a filter error, wait a
-// backoff and subscribe again from freshly built filters.
-func (c *conn) runSub(ctx context.Context, r *nostr.Relay, key string, sr *subRunner) {
-	log := c.pool.log.With("relay", c.url, "subscription", key)
-	backoff := c.pool.opts.InitialBackoff
-	for ctx.Err() == nil {
-		spec, ok := c.pool.spec(key)
-		if !ok {
-			return
-		}
-		err := c.subscribeOnce(ctx, r, spec, sr.kick)
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, errKicked) {
-			backoff = c.pool.opts.InitialBackoff
-			continue
-		}
-		if err != nil {
-			c.noteError(fmt.Errorf("subscription %s: %w", key, err))
-			log.Warn("subscription ended; re-subscribing", "error", err, "backoff", backoff.String())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-sr.kick:
-		case <-time.After(jitter(backoff)):
-		}
-		backoff = min(2*backoff, c.pool.opts.MaxBackoff)
-	}
-}
-
-func (c *conn) subscribeOnce(ctx context.Context, r *nostr.Relay, spec Spec, kick <-chan struct{}) error {
-	filters, err := spec.Filters(ctx, c.url)
-	if err != nil {
-		return fmt.Errorf("build filters: %w", err)
-	}
-	if len(filters) == 0 { // nothing to watch yet
-		select {
-		case <-kick:
-			return errKicked
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sub, err := r.Subscribe(sctx, filters, nostr.WithLabel(spec.Key))
-	if err != nil {
-		return err
-	}
-	defer sub.Unsub()
-	// go-nostr hands events over one at a time through an unbuffered
-	// channel; a reader moves them into a buffer while the handler is busy
-	// (storing the previous batch), so a burst is handled together. The
-	// reader also forwards the EOSE, in order: go-nostr signals it only
-	// once every stored event was taken from sub.Events, so the EOSE mark
-	// comes after all of them in the buffer, and the handler sees it once
-	// they are all handled.
-	items := make(chan subItem, maxBatch)
-	go func() {
-		defer close(items)
-		eose := sub.EndOfStoredEvents
-		for {
-			var it subItem
-			select {
-			case ev, ok := <-sub.Events:
-				if !ok {
-					return
-				}
-				it.ev = ev
-			case <-eose:
-				eose = nil
-				it.eose = true
-			}
-			select {
-			case items <- it:
-			case <-sctx.Done():
-				return
-			}
-		}
-	}()
-	m := c.pool.opts.Metrics
-	for {
-		select {
-		case it, ok := <-items:
-			if !ok {
-				return context.Cause(sub.Context)
-			}
-			// Take whatever else is already waiting, so a burst is handled
-			// (and stored) together rather than one event at a time; an
-			// EOSE ends the batch.
-			var batch []*nostr.Event
-			eose, closed := it.eose, false
-			if it.ev != nil {
-				batch = append(batch, it.ev)
-			}
-		drain:
-			for !eose && len(batch) < maxBatch {
-				select {
-				case more, ok := <-items:
-					if !ok {
-						closed = true
-						break drain
-					}
-					if more.eose {
-						eose = true
-						break drain
-					}
-					batch = append(batch, more.ev)
-				default:
-					break drain
-				}
-			}
-			if len(batch) > 0 {
-				now := time.Now()
-				c.mu.Lock()
-				c.lastEventAt = now
-				c.mu.Unlock()
-				if m != nil {
-					m.events.WithLabelValues(c.url).Add(float64(len(batch)))
-					m.lastEvent.WithLabelValues(c.url).Set(float64(now.Unix()))
-				}
-				if err := c.handle(ctx, spec, batch); err != nil {
-					return err
-				}
-			}
-			if eose && spec.EndOfStored != nil {
-				if err := spec.EndOfStored(ctx, c.url); err != nil {
-					return fmt.Errorf("end of stored events: %w", err)
-				}
-			}
-			if closed {
-				return context.Cause(sub.Context)
-			}
-		case reason := <-sub.ClosedReason:
-			return fmt.Errorf("closed by relay: %s", truncate(reason, 200))
-		case <-kick:
-			return errKicked
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// subItem is what a subscription's reader hands to its handler: one event,
-// or the relay's EOSE.
-type subItem struct {
-	ev   *nostr.Event
-	eose bool
-}
-
-// handle passes the not-yet-seen events of a batch to the spec's handler
-// and marks them seen once handled.
-func (c *conn) handle(ctx context.Context, spec Spec, batch []*nostr.Event) error {
-	fresh := batch[:0:0]
-	for _, ev := range batch {
-		if !c.pool.seen.has(spec.Key, ev.ID) {
-			fresh = append(fresh, ev)
-		}
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	if spec.HandleBatch != nil {
-		if err := spec.HandleBatch(ctx, c.url, fresh); err != nil {
-			return fmt.Errorf("handle %d events from %s: %w", len(fresh), fresh[0].ID, err)
-		}
-	} else {
-		for _, ev := range fresh {
-			if err := spec.Handle(ctx, c.url, ev); err != nil {
-				return fmt.Errorf("handle event %s: %w", ev.ID, err)
-			}
-			c.pool.seen.add(spec.Key, ev.ID)
-		}
-		return nil
-	}
-	for _, ev := range fresh {
-		c.pool.seen.add(spec.Key, ev.ID)
-	}
-	return nil
-}
-
-func (c *conn) publish(ctx context.Context, ev nostr.Event) Result {
-	r := c.current()
-	if r == nil {
-		return Result{URL: c.url, Outcome: NotConnected, Message: "not connected"}
-	}
-	pctx, cancel := context.WithTimeout(ctx, c.pool.opts.PublishTimeout)
-	defer cancel()
-	err := r.Publish(pctx, ev)
-	switch {
-	case err == nil && !r.IsConnected():
-		// go-nostr returns nil when the connection drops before the OK.
-		return Result{URL: c.url, Outcome: NotConnected, Message: "connection closed before the relay answered"}
-	case err == nil:
-		return Result{URL: c.url, Outcome: Accepted}
-	case strings.HasPrefix(err.Error(), "msg: "):
-		return Result{URL: c.url, Outcome: Rejected, Message: truncate(strings.TrimPrefix(err.Error(), "msg: "), 300)}
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(pctx.Err(), context.DeadlineExceeded):
-		return Result{URL: c.url, Outcome: TimedOut, Message: "no OK within the publish timeout"}
-	default:
-		return Result{URL: c.url, Outcome: NotConnected, Message: truncate(err.Error(), 300)}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// jitter spreads d over [d/2, d).
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + time.Duration(rand.Int64N(int64(half)))
-}
-
-// truncate bounds relay text (notices, refusals) to n characters, cut at a
-// character boundary, with "…" when something was cut.
-func truncate(s string, n int) string { return textcut.Ellipsis(s, n) }
-
-// seenSet remembers recently handled event ids per subscription, so the
-// same event from several relays is handled once (handlers still dedupe
-// durably where it matters).
-type seenSet struct {
-	mu    sync.Mutex
-	cap   int
-	set   map[string]struct{}
-	order []string
-	next  int
-}
-
-func newSeenSet(capacity int) *seenSet {
-	return &seenSet{cap: capacity, set: make(map[string]struct{}, capacity), order: make([]string, 0, capacity)}
-}
-
-func (s *seenSet) has(key, id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.set[key+"/"+id]
+// Has reports whether a subscription with this key is in the pool.
+func (p *Pool) Has(key string) bool {
+	_, ok := p.spec(key)
 	return ok
-}
-
-func (s *seenSet) add(key, id string) {
-	k := key + "/" + id
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.set[k]; ok {
-		return
-	}
-	if len(s.order) < s.cap {
-		s.order = append(s.order, k)
-	} else {
-		delete(s.set, s.order[s.next])
-		s.order[s.next] = k
-		s.next = (s.next + 1) % s.cap
-	}
-	s.set[k] = struct{}{}
 }

@@ -116,7 +116,7 @@ func (s *Server) StreamDisputeEvents(req *relaygwv1.StreamDisputeEventsRequest, 
 	if s.consumers != nil {
 		s.consumers.ResumedDisputes(ctx, req.GetConsumer(), req.GetAfterCursor())
 	}
-	return s.disputes.Stream(ctx, req.GetAfterCursor(), func(e store.DisputeEvent) error {
+	return s.disputes.Stream(ctx, req.GetAfterCursor(), func(e disputes.Event) error {
 		return stream.Send(&relaygwv1.StreamDisputeEventsResponse{Event: &relaygwv1.DisputeEvent{
 			Cursor:     e.Cursor,
 			EventId:    e.Event.ID,
@@ -127,6 +127,7 @@ func (s *Server) StreamDisputeEvents(req *relaygwv1.StreamDisputeEventsRequest, 
 			ReceivedAt: timestamppb.New(e.ReceivedAt),
 			Sig:        e.Event.Sig,
 			Kind:       int32(e.Event.Kind),
+			Backfill:   e.Backfill,
 		}})
 	})
 }

@@ -17,27 +17,27 @@ type ChatChannel struct {
 	V1Shared     string
 	V2Conv       string
 	V2Sign       string
-	V2Cursor     *int64
 	RegisteredAt time.Time
 }
 
-// RegisterChatChannel records a channel; inserted is false when it was
-// already registered.
+// RegisterChatChannel records a channel, or makes a retired one active
+// again; inserted is false when it was already registered and active.
 func (s *Store) RegisterChatChannel(ctx context.Context, c ChatChannel) (inserted bool, err error) {
 	tag, err := s.pool.Exec(ctx, `
 INSERT INTO relaygw_chat_channels (party_trade_pubkey, v1_shared_pubkey, v2_conv_pubkey, v2_sign_pubkey)
-VALUES ($1, $2, $3, $4) ON CONFLICT (party_trade_pubkey) DO NOTHING`, c.Party, c.V1Shared, c.V2Conv, c.V2Sign)
+VALUES ($1, $2, $3, $4) ON CONFLICT (party_trade_pubkey) DO UPDATE SET retired_at = NULL
+WHERE relaygw_chat_channels.retired_at IS NOT NULL`, c.Party, c.V1Shared, c.V2Conv, c.V2Sign)
 	if err != nil {
 		return false, fmt.Errorf("register chat channel: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
-// ChatChannels lists every registered channel.
+// ChatChannels lists every registered channel not retired.
 func (s *Store) ChatChannels(ctx context.Context) ([]ChatChannel, error) {
 	rows, err := s.pool.Query(ctx, `
-SELECT party_trade_pubkey, v1_shared_pubkey, v2_conv_pubkey, v2_sign_pubkey, v2_cursor, registered_at
-FROM relaygw_chat_channels ORDER BY registered_at, party_trade_pubkey`)
+SELECT party_trade_pubkey, v1_shared_pubkey, v2_conv_pubkey, v2_sign_pubkey, registered_at
+FROM relaygw_chat_channels WHERE retired_at IS NULL ORDER BY registered_at, party_trade_pubkey`)
 	if err != nil {
 		return nil, fmt.Errorf("list chat channels: %w", err)
 	}
@@ -45,23 +45,12 @@ FROM relaygw_chat_channels ORDER BY registered_at, party_trade_pubkey`)
 	var out []ChatChannel
 	for rows.Next() {
 		var c ChatChannel
-		if err := rows.Scan(&c.Party, &c.V1Shared, &c.V2Conv, &c.V2Sign, &c.V2Cursor, &c.RegisteredAt); err != nil {
+		if err := rows.Scan(&c.Party, &c.V1Shared, &c.V2Conv, &c.V2Sign, &c.RegisteredAt); err != nil {
 			return nil, fmt.Errorf("list chat channels: %w", err)
 		}
 		out = append(out, c)
 	}
 	return out, rows.Err()
-}
-
-// AdvanceChatCursor moves a channel's v2 cursor forward.
-func (s *Store) AdvanceChatCursor(ctx context.Context, party string, ts int64) error {
-	_, err := s.pool.Exec(ctx, `
-UPDATE relaygw_chat_channels SET v2_cursor = $2
-WHERE party_trade_pubkey = $1 AND (v2_cursor IS NULL OR v2_cursor < $2)`, party, ts)
-	if err != nil {
-		return fmt.Errorf("advance chat cursor: %w", err)
-	}
-	return nil
 }
 
 // ChatLine is one stored inbound line.

@@ -770,7 +770,13 @@ type DisputeEvent struct {
 	// The event's Schnorr signature, hex (so consumers can re-verify).
 	Sig string `protobuf:"bytes,8,opt,name=sig,proto3" json:"sig,omitempty"`
 	// The event's kind (always 38386).
-	Kind          int32 `protobuf:"varint,9,opt,name=kind,proto3" json:"kind,omitempty"`
+	Kind int32 `protobuf:"varint,9,opt,name=kind,proto3" json:"kind,omitempty"`
+	// True when the event was created before this deployment first started
+	// watching the node: read by the first start's margin or by its
+	// [relaygw].dispute_backfill_seconds window, or delivered later by a relay
+	// that holds older history. A consumer can record such an event without
+	// notifying anyone about it, except for a dispute that is still initiated.
+	Backfill      bool `protobuf:"varint,10,opt,name=backfill,proto3" json:"backfill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -866,6 +872,13 @@ func (x *DisputeEvent) GetKind() int32 {
 		return x.Kind
 	}
 	return 0
+}
+
+func (x *DisputeEvent) GetBackfill() bool {
+	if x != nil {
+		return x.Backfill
+	}
+	return false
 }
 
 // GetMostroInfoRequest is empty.
@@ -2094,6 +2107,100 @@ func (x *ChatMessage) GetContent() string {
 	return ""
 }
 
+// RetireChatChannelsRequest names the channels to retire.
+type RetireChatChannelsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Party trade pubkeys (hex) whose channels to retire; at least one, at
+	// most 1000.
+	PartyTradePubkeys []string `protobuf:"bytes,1,rep,name=party_trade_pubkeys,json=partyTradePubkeys,proto3" json:"party_trade_pubkeys,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RetireChatChannelsRequest) Reset() {
+	*x = RetireChatChannelsRequest{}
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireChatChannelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireChatChannelsRequest) ProtoMessage() {}
+
+func (x *RetireChatChannelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireChatChannelsRequest.ProtoReflect.Descriptor instead.
+func (*RetireChatChannelsRequest) Descriptor() ([]byte, []int) {
+	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RetireChatChannelsRequest) GetPartyTradePubkeys() []string {
+	if x != nil {
+		return x.PartyTradePubkeys
+	}
+	return nil
+}
+
+// RetireChatChannelsResponse reports the retirement.
+type RetireChatChannelsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many of the named channels this call retired (0 when all were
+	// already retired or never registered).
+	Retired       int32 `protobuf:"varint,1,opt,name=retired,proto3" json:"retired,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireChatChannelsResponse) Reset() {
+	*x = RetireChatChannelsResponse{}
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireChatChannelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireChatChannelsResponse) ProtoMessage() {}
+
+func (x *RetireChatChannelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireChatChannelsResponse.ProtoReflect.Descriptor instead.
+func (*RetireChatChannelsResponse) Descriptor() ([]byte, []int) {
+	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RetireChatChannelsResponse) GetRetired() int32 {
+	if x != nil {
+		return x.Retired
+	}
+	return 0
+}
+
 // GetRelayStatusRequest is empty.
 type GetRelayStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2103,7 +2210,7 @@ type GetRelayStatusRequest struct {
 
 func (x *GetRelayStatusRequest) Reset() {
 	*x = GetRelayStatusRequest{}
-	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[25]
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2115,7 +2222,7 @@ func (x *GetRelayStatusRequest) String() string {
 func (*GetRelayStatusRequest) ProtoMessage() {}
 
 func (x *GetRelayStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[25]
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2128,7 +2235,7 @@ func (x *GetRelayStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRelayStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetRelayStatusRequest) Descriptor() ([]byte, []int) {
-	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{25}
+	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{27}
 }
 
 // GetRelayStatusResponse lists every relay.
@@ -2142,7 +2249,7 @@ type GetRelayStatusResponse struct {
 
 func (x *GetRelayStatusResponse) Reset() {
 	*x = GetRelayStatusResponse{}
-	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[26]
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2261,7 @@ func (x *GetRelayStatusResponse) String() string {
 func (*GetRelayStatusResponse) ProtoMessage() {}
 
 func (x *GetRelayStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[26]
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2274,7 @@ func (x *GetRelayStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRelayStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetRelayStatusResponse) Descriptor() ([]byte, []int) {
-	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{26}
+	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetRelayStatusResponse) GetRelays() []*RelayStatus {
@@ -2198,7 +2305,7 @@ type RelayStatus struct {
 
 func (x *RelayStatus) Reset() {
 	*x = RelayStatus{}
-	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[27]
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2317,7 @@ func (x *RelayStatus) String() string {
 func (*RelayStatus) ProtoMessage() {}
 
 func (x *RelayStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[27]
+	mi := &file_serbero_relaygw_v1_relaygw_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2330,7 @@ func (x *RelayStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayStatus.ProtoReflect.Descriptor instead.
 func (*RelayStatus) Descriptor() ([]byte, []int) {
-	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{27}
+	return file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RelayStatus) GetUrl() string {
@@ -2297,7 +2404,7 @@ const file_serbero_relaygw_v1_relaygw_proto_rawDesc = "" +
 	"\fafter_cursor\x18\x01 \x01(\x03R\vafterCursor\x12\x1a\n" +
 	"\bconsumer\x18\x02 \x01(\tR\bconsumer\"U\n" +
 	"\x1bStreamDisputeEventsResponse\x126\n" +
-	"\x05event\x18\x01 \x01(\v2 .serbero.relaygw.v1.DisputeEventR\x05event\"\xbe\x02\n" +
+	"\x05event\x18\x01 \x01(\v2 .serbero.relaygw.v1.DisputeEventR\x05event\"\xda\x02\n" +
 	"\fDisputeEvent\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x03R\x06cursor\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x16\n" +
@@ -2309,7 +2416,9 @@ const file_serbero_relaygw_v1_relaygw_proto_rawDesc = "" +
 	"\vreceived_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAt\x12\x10\n" +
 	"\x03sig\x18\b \x01(\tR\x03sig\x12\x12\n" +
-	"\x04kind\x18\t \x01(\x05R\x04kind\"\x16\n" +
+	"\x04kind\x18\t \x01(\x05R\x04kind\x12\x1a\n" +
+	"\bbackfill\x18\n" +
+	" \x01(\bR\bbackfill\"\x16\n" +
 	"\x14GetMostroInfoRequest\"K\n" +
 	"\x15GetMostroInfoResponse\x122\n" +
 	"\x04info\x18\x01 \x01(\v2\x1e.serbero.relaygw.v1.MostroInfoR\x04info\"\xd0\x02\n" +
@@ -2397,7 +2506,11 @@ const file_serbero_relaygw_v1_relaygw_proto_rawDesc = "" +
 	"\x10inner_created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0einnerCreatedAt\x12$\n" +
 	"\x0eouter_event_id\x18\x05 \x01(\tR\fouterEventId\x120\n" +
 	"\x04form\x18\x06 \x01(\x0e2\x1c.serbero.relaygw.v1.ChatFormR\x04form\x12\x18\n" +
-	"\acontent\x18\a \x01(\tR\acontent\"\x17\n" +
+	"\acontent\x18\a \x01(\tR\acontent\"K\n" +
+	"\x19RetireChatChannelsRequest\x12.\n" +
+	"\x13party_trade_pubkeys\x18\x01 \x03(\tR\x11partyTradePubkeys\"6\n" +
+	"\x1aRetireChatChannelsResponse\x12\x18\n" +
+	"\aretired\x18\x01 \x01(\x05R\aretired\"\x17\n" +
 	"\x15GetRelayStatusRequest\"Q\n" +
 	"\x16GetRelayStatusResponse\x127\n" +
 	"\x06relays\x18\x01 \x03(\v2\x1f.serbero.relaygw.v1.RelayStatusR\x06relays\"\xfd\x01\n" +
@@ -2434,7 +2547,7 @@ const file_serbero_relaygw_v1_relaygw_proto_rawDesc = "" +
 	"&SEND_ERROR_REASON_PROTOCOL_UNSUPPORTED\x10\b\x12\x1d\n" +
 	"\x19SEND_ERROR_REASON_TIMEOUT\x10\t\x12%\n" +
 	"!SEND_ERROR_REASON_INVALID_REQUEST\x10\n" +
-	"2\xee\a\n" +
+	"2\xe3\b\n" +
 	"\x13RelayGatewayService\x12^\n" +
 	"\vGetIdentity\x12&.serbero.relaygw.v1.GetIdentityRequest\x1a'.serbero.relaygw.v1.GetIdentityResponse\x12p\n" +
 	"\x11SendDirectMessage\x12,.serbero.relaygw.v1.SendDirectMessageRequest\x1a-.serbero.relaygw.v1.SendDirectMessageResponse\x12x\n" +
@@ -2443,7 +2556,8 @@ const file_serbero_relaygw_v1_relaygw_proto_rawDesc = "" +
 	"\x11SendMostroRequest\x12,.serbero.relaygw.v1.SendMostroRequestRequest\x1a-.serbero.relaygw.v1.SendMostroRequestResponse\x12g\n" +
 	"\x0eGetChatChannel\x12).serbero.relaygw.v1.GetChatChannelRequest\x1a*.serbero.relaygw.v1.GetChatChannelResponse\x12j\n" +
 	"\x0fSendChatMessage\x12*.serbero.relaygw.v1.SendChatMessageRequest\x1a+.serbero.relaygw.v1.SendChatMessageResponse\x12u\n" +
-	"\x12StreamChatMessages\x12-.serbero.relaygw.v1.StreamChatMessagesRequest\x1a..serbero.relaygw.v1.StreamChatMessagesResponse0\x01\x12g\n" +
+	"\x12StreamChatMessages\x12-.serbero.relaygw.v1.StreamChatMessagesRequest\x1a..serbero.relaygw.v1.StreamChatMessagesResponse0\x01\x12s\n" +
+	"\x12RetireChatChannels\x12-.serbero.relaygw.v1.RetireChatChannelsRequest\x1a..serbero.relaygw.v1.RetireChatChannelsResponse\x12g\n" +
 	"\x0eGetRelayStatus\x12).serbero.relaygw.v1.GetRelayStatusRequest\x1a*.serbero.relaygw.v1.GetRelayStatusResponseB@Z>github.com/serbero/serbero/gen/go/serbero/relaygw/v1;relaygwv1b\x06proto3"
 
 var (
@@ -2459,7 +2573,7 @@ func file_serbero_relaygw_v1_relaygw_proto_rawDescGZIP() []byte {
 }
 
 var file_serbero_relaygw_v1_relaygw_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_serbero_relaygw_v1_relaygw_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_serbero_relaygw_v1_relaygw_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_serbero_relaygw_v1_relaygw_proto_goTypes = []any{
 	(PublishOutcome)(0),                 // 0: serbero.relaygw.v1.PublishOutcome
 	(MostroAction)(0),                   // 1: serbero.relaygw.v1.MostroAction
@@ -2490,36 +2604,38 @@ var file_serbero_relaygw_v1_relaygw_proto_goTypes = []any{
 	(*StreamChatMessagesRequest)(nil),   // 26: serbero.relaygw.v1.StreamChatMessagesRequest
 	(*StreamChatMessagesResponse)(nil),  // 27: serbero.relaygw.v1.StreamChatMessagesResponse
 	(*ChatMessage)(nil),                 // 28: serbero.relaygw.v1.ChatMessage
-	(*GetRelayStatusRequest)(nil),       // 29: serbero.relaygw.v1.GetRelayStatusRequest
-	(*GetRelayStatusResponse)(nil),      // 30: serbero.relaygw.v1.GetRelayStatusResponse
-	(*RelayStatus)(nil),                 // 31: serbero.relaygw.v1.RelayStatus
-	(*timestamppb.Timestamp)(nil),       // 32: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 33: google.protobuf.Duration
+	(*RetireChatChannelsRequest)(nil),   // 29: serbero.relaygw.v1.RetireChatChannelsRequest
+	(*RetireChatChannelsResponse)(nil),  // 30: serbero.relaygw.v1.RetireChatChannelsResponse
+	(*GetRelayStatusRequest)(nil),       // 31: serbero.relaygw.v1.GetRelayStatusRequest
+	(*GetRelayStatusResponse)(nil),      // 32: serbero.relaygw.v1.GetRelayStatusResponse
+	(*RelayStatus)(nil),                 // 33: serbero.relaygw.v1.RelayStatus
+	(*timestamppb.Timestamp)(nil),       // 34: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 35: google.protobuf.Duration
 }
 var file_serbero_relaygw_v1_relaygw_proto_depIdxs = []int32{
 	8,  // 0: serbero.relaygw.v1.SendDirectMessageResponse.results:type_name -> serbero.relaygw.v1.PublishResult
 	0,  // 1: serbero.relaygw.v1.PublishResult.outcome:type_name -> serbero.relaygw.v1.PublishOutcome
 	12, // 2: serbero.relaygw.v1.StreamDisputeEventsResponse.event:type_name -> serbero.relaygw.v1.DisputeEvent
-	32, // 3: serbero.relaygw.v1.DisputeEvent.created_at:type_name -> google.protobuf.Timestamp
+	34, // 3: serbero.relaygw.v1.DisputeEvent.created_at:type_name -> google.protobuf.Timestamp
 	9,  // 4: serbero.relaygw.v1.DisputeEvent.tags:type_name -> serbero.relaygw.v1.Tag
-	32, // 5: serbero.relaygw.v1.DisputeEvent.received_at:type_name -> google.protobuf.Timestamp
+	34, // 5: serbero.relaygw.v1.DisputeEvent.received_at:type_name -> google.protobuf.Timestamp
 	15, // 6: serbero.relaygw.v1.GetMostroInfoResponse.info:type_name -> serbero.relaygw.v1.MostroInfo
-	32, // 7: serbero.relaygw.v1.MostroInfo.event_created_at:type_name -> google.protobuf.Timestamp
-	32, // 8: serbero.relaygw.v1.MostroInfo.fetched_at:type_name -> google.protobuf.Timestamp
+	34, // 7: serbero.relaygw.v1.MostroInfo.event_created_at:type_name -> google.protobuf.Timestamp
+	34, // 8: serbero.relaygw.v1.MostroInfo.fetched_at:type_name -> google.protobuf.Timestamp
 	1,  // 9: serbero.relaygw.v1.SendMostroRequestRequest.action:type_name -> serbero.relaygw.v1.MostroAction
-	33, // 10: serbero.relaygw.v1.SendMostroRequestRequest.timeout:type_name -> google.protobuf.Duration
+	35, // 10: serbero.relaygw.v1.SendMostroRequestRequest.timeout:type_name -> google.protobuf.Duration
 	18, // 11: serbero.relaygw.v1.SendMostroRequestResponse.reply:type_name -> serbero.relaygw.v1.MostroReply
 	20, // 12: serbero.relaygw.v1.MostroReply.took_dispute:type_name -> serbero.relaygw.v1.SolverDisputeInfo
 	19, // 13: serbero.relaygw.v1.MostroReply.cant_do:type_name -> serbero.relaygw.v1.CantDo
 	23, // 14: serbero.relaygw.v1.GetChatChannelResponse.channel:type_name -> serbero.relaygw.v1.ChatChannel
-	32, // 15: serbero.relaygw.v1.SendChatMessageResponse.inner_created_at:type_name -> google.protobuf.Timestamp
+	34, // 15: serbero.relaygw.v1.SendChatMessageResponse.inner_created_at:type_name -> google.protobuf.Timestamp
 	8,  // 16: serbero.relaygw.v1.SendChatMessageResponse.results:type_name -> serbero.relaygw.v1.PublishResult
 	28, // 17: serbero.relaygw.v1.StreamChatMessagesResponse.message:type_name -> serbero.relaygw.v1.ChatMessage
-	32, // 18: serbero.relaygw.v1.ChatMessage.inner_created_at:type_name -> google.protobuf.Timestamp
+	34, // 18: serbero.relaygw.v1.ChatMessage.inner_created_at:type_name -> google.protobuf.Timestamp
 	2,  // 19: serbero.relaygw.v1.ChatMessage.form:type_name -> serbero.relaygw.v1.ChatForm
-	31, // 20: serbero.relaygw.v1.GetRelayStatusResponse.relays:type_name -> serbero.relaygw.v1.RelayStatus
-	32, // 21: serbero.relaygw.v1.RelayStatus.connected_since:type_name -> google.protobuf.Timestamp
-	32, // 22: serbero.relaygw.v1.RelayStatus.last_event_at:type_name -> google.protobuf.Timestamp
+	33, // 20: serbero.relaygw.v1.GetRelayStatusResponse.relays:type_name -> serbero.relaygw.v1.RelayStatus
+	34, // 21: serbero.relaygw.v1.RelayStatus.connected_since:type_name -> google.protobuf.Timestamp
+	34, // 22: serbero.relaygw.v1.RelayStatus.last_event_at:type_name -> google.protobuf.Timestamp
 	4,  // 23: serbero.relaygw.v1.RelayGatewayService.GetIdentity:input_type -> serbero.relaygw.v1.GetIdentityRequest
 	6,  // 24: serbero.relaygw.v1.RelayGatewayService.SendDirectMessage:input_type -> serbero.relaygw.v1.SendDirectMessageRequest
 	10, // 25: serbero.relaygw.v1.RelayGatewayService.StreamDisputeEvents:input_type -> serbero.relaygw.v1.StreamDisputeEventsRequest
@@ -2528,18 +2644,20 @@ var file_serbero_relaygw_v1_relaygw_proto_depIdxs = []int32{
 	21, // 28: serbero.relaygw.v1.RelayGatewayService.GetChatChannel:input_type -> serbero.relaygw.v1.GetChatChannelRequest
 	24, // 29: serbero.relaygw.v1.RelayGatewayService.SendChatMessage:input_type -> serbero.relaygw.v1.SendChatMessageRequest
 	26, // 30: serbero.relaygw.v1.RelayGatewayService.StreamChatMessages:input_type -> serbero.relaygw.v1.StreamChatMessagesRequest
-	29, // 31: serbero.relaygw.v1.RelayGatewayService.GetRelayStatus:input_type -> serbero.relaygw.v1.GetRelayStatusRequest
-	5,  // 32: serbero.relaygw.v1.RelayGatewayService.GetIdentity:output_type -> serbero.relaygw.v1.GetIdentityResponse
-	7,  // 33: serbero.relaygw.v1.RelayGatewayService.SendDirectMessage:output_type -> serbero.relaygw.v1.SendDirectMessageResponse
-	11, // 34: serbero.relaygw.v1.RelayGatewayService.StreamDisputeEvents:output_type -> serbero.relaygw.v1.StreamDisputeEventsResponse
-	14, // 35: serbero.relaygw.v1.RelayGatewayService.GetMostroInfo:output_type -> serbero.relaygw.v1.GetMostroInfoResponse
-	17, // 36: serbero.relaygw.v1.RelayGatewayService.SendMostroRequest:output_type -> serbero.relaygw.v1.SendMostroRequestResponse
-	22, // 37: serbero.relaygw.v1.RelayGatewayService.GetChatChannel:output_type -> serbero.relaygw.v1.GetChatChannelResponse
-	25, // 38: serbero.relaygw.v1.RelayGatewayService.SendChatMessage:output_type -> serbero.relaygw.v1.SendChatMessageResponse
-	27, // 39: serbero.relaygw.v1.RelayGatewayService.StreamChatMessages:output_type -> serbero.relaygw.v1.StreamChatMessagesResponse
-	30, // 40: serbero.relaygw.v1.RelayGatewayService.GetRelayStatus:output_type -> serbero.relaygw.v1.GetRelayStatusResponse
-	32, // [32:41] is the sub-list for method output_type
-	23, // [23:32] is the sub-list for method input_type
+	29, // 31: serbero.relaygw.v1.RelayGatewayService.RetireChatChannels:input_type -> serbero.relaygw.v1.RetireChatChannelsRequest
+	31, // 32: serbero.relaygw.v1.RelayGatewayService.GetRelayStatus:input_type -> serbero.relaygw.v1.GetRelayStatusRequest
+	5,  // 33: serbero.relaygw.v1.RelayGatewayService.GetIdentity:output_type -> serbero.relaygw.v1.GetIdentityResponse
+	7,  // 34: serbero.relaygw.v1.RelayGatewayService.SendDirectMessage:output_type -> serbero.relaygw.v1.SendDirectMessageResponse
+	11, // 35: serbero.relaygw.v1.RelayGatewayService.StreamDisputeEvents:output_type -> serbero.relaygw.v1.StreamDisputeEventsResponse
+	14, // 36: serbero.relaygw.v1.RelayGatewayService.GetMostroInfo:output_type -> serbero.relaygw.v1.GetMostroInfoResponse
+	17, // 37: serbero.relaygw.v1.RelayGatewayService.SendMostroRequest:output_type -> serbero.relaygw.v1.SendMostroRequestResponse
+	22, // 38: serbero.relaygw.v1.RelayGatewayService.GetChatChannel:output_type -> serbero.relaygw.v1.GetChatChannelResponse
+	25, // 39: serbero.relaygw.v1.RelayGatewayService.SendChatMessage:output_type -> serbero.relaygw.v1.SendChatMessageResponse
+	27, // 40: serbero.relaygw.v1.RelayGatewayService.StreamChatMessages:output_type -> serbero.relaygw.v1.StreamChatMessagesResponse
+	30, // 41: serbero.relaygw.v1.RelayGatewayService.RetireChatChannels:output_type -> serbero.relaygw.v1.RetireChatChannelsResponse
+	32, // 42: serbero.relaygw.v1.RelayGatewayService.GetRelayStatus:output_type -> serbero.relaygw.v1.GetRelayStatusResponse
+	33, // [33:43] is the sub-list for method output_type
+	23, // [23:33] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -2560,7 +2678,7 @@ func file_serbero_relaygw_v1_relaygw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serbero_relaygw_v1_relaygw_proto_rawDesc), len(file_serbero_relaygw_v1_relaygw_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

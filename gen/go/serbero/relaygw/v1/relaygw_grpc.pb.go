@@ -31,6 +31,7 @@ const (
 	RelayGatewayService_GetChatChannel_FullMethodName      = "/serbero.relaygw.v1.RelayGatewayService/GetChatChannel"
 	RelayGatewayService_SendChatMessage_FullMethodName     = "/serbero.relaygw.v1.RelayGatewayService/SendChatMessage"
 	RelayGatewayService_StreamChatMessages_FullMethodName  = "/serbero.relaygw.v1.RelayGatewayService/StreamChatMessages"
+	RelayGatewayService_RetireChatChannels_FullMethodName  = "/serbero.relaygw.v1.RelayGatewayService/RetireChatChannels"
 	RelayGatewayService_GetRelayStatus_FullMethodName      = "/serbero.relaygw.v1.RelayGatewayService/GetRelayStatus"
 )
 
@@ -77,8 +78,15 @@ type RelayGatewayServiceClient interface {
 	// (transient).
 	SendChatMessage(ctx context.Context, in *SendChatMessageRequest, opts ...grpc.CallOption) (*SendChatMessageResponse, error)
 	// StreamChatMessages registers the given chat channels with relaygw and
-	// streams every validated inbound line on them, after the given cursor.
+	// streams every validated inbound line on them, after the given cursor. A
+	// retired channel named here is registered again.
 	StreamChatMessages(ctx context.Context, in *StreamChatMessagesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamChatMessagesResponse], error)
+	// RetireChatChannels stops relaygw watching the given chat channels, for
+	// good and across restarts: called when a mediation session ends or its
+	// dispute resolves, so that the chat subscriptions do not grow without
+	// bound. Idempotent: unknown or already retired channels are ignored. The
+	// lines already stored stay readable through StreamChatMessages.
+	RetireChatChannels(ctx context.Context, in *RetireChatChannelsRequest, opts ...grpc.CallOption) (*RetireChatChannelsResponse, error)
 	// GetRelayStatus reports the health of every configured relay.
 	GetRelayStatus(ctx context.Context, in *GetRelayStatusRequest, opts ...grpc.CallOption) (*GetRelayStatusResponse, error)
 }
@@ -189,6 +197,16 @@ func (c *relayGatewayServiceClient) StreamChatMessages(ctx context.Context, in *
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RelayGatewayService_StreamChatMessagesClient = grpc.ServerStreamingClient[StreamChatMessagesResponse]
 
+func (c *relayGatewayServiceClient) RetireChatChannels(ctx context.Context, in *RetireChatChannelsRequest, opts ...grpc.CallOption) (*RetireChatChannelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetireChatChannelsResponse)
+	err := c.cc.Invoke(ctx, RelayGatewayService_RetireChatChannels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *relayGatewayServiceClient) GetRelayStatus(ctx context.Context, in *GetRelayStatusRequest, opts ...grpc.CallOption) (*GetRelayStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetRelayStatusResponse)
@@ -242,8 +260,15 @@ type RelayGatewayServiceServer interface {
 	// (transient).
 	SendChatMessage(context.Context, *SendChatMessageRequest) (*SendChatMessageResponse, error)
 	// StreamChatMessages registers the given chat channels with relaygw and
-	// streams every validated inbound line on them, after the given cursor.
+	// streams every validated inbound line on them, after the given cursor. A
+	// retired channel named here is registered again.
 	StreamChatMessages(*StreamChatMessagesRequest, grpc.ServerStreamingServer[StreamChatMessagesResponse]) error
+	// RetireChatChannels stops relaygw watching the given chat channels, for
+	// good and across restarts: called when a mediation session ends or its
+	// dispute resolves, so that the chat subscriptions do not grow without
+	// bound. Idempotent: unknown or already retired channels are ignored. The
+	// lines already stored stay readable through StreamChatMessages.
+	RetireChatChannels(context.Context, *RetireChatChannelsRequest) (*RetireChatChannelsResponse, error)
 	// GetRelayStatus reports the health of every configured relay.
 	GetRelayStatus(context.Context, *GetRelayStatusRequest) (*GetRelayStatusResponse, error)
 	mustEmbedUnimplementedRelayGatewayServiceServer()
@@ -279,6 +304,9 @@ func (UnimplementedRelayGatewayServiceServer) SendChatMessage(context.Context, *
 }
 func (UnimplementedRelayGatewayServiceServer) StreamChatMessages(*StreamChatMessagesRequest, grpc.ServerStreamingServer[StreamChatMessagesResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamChatMessages not implemented")
+}
+func (UnimplementedRelayGatewayServiceServer) RetireChatChannels(context.Context, *RetireChatChannelsRequest) (*RetireChatChannelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetireChatChannels not implemented")
 }
 func (UnimplementedRelayGatewayServiceServer) GetRelayStatus(context.Context, *GetRelayStatusRequest) (*GetRelayStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRelayStatus not implemented")
@@ -434,6 +462,24 @@ func _RelayGatewayService_StreamChatMessages_Handler(srv interface{}, stream grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RelayGatewayService_StreamChatMessagesServer = grpc.ServerStreamingServer[StreamChatMessagesResponse]
 
+func _RelayGatewayService_RetireChatChannels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetireChatChannelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelayGatewayServiceServer).RetireChatChannels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelayGatewayService_RetireChatChannels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelayGatewayServiceServer).RetireChatChannels(ctx, req.(*RetireChatChannelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RelayGatewayService_GetRelayStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetRelayStatusRequest)
 	if err := dec(in); err != nil {
@@ -482,6 +528,10 @@ var RelayGatewayService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SendChatMessage",
 			Handler:    _RelayGatewayService_SendChatMessage_Handler,
+		},
+		{
+			MethodName: "RetireChatChannels",
+			Handler:    _RelayGatewayService_RetireChatChannels_Handler,
 		},
 		{
 			MethodName: "GetRelayStatus",
