@@ -197,9 +197,10 @@ type received struct {
 	backfill bool
 }
 
-// backfillOf reports whether relaygw marked ev as part of its first-start
-// backfill.
-func backfillOf(*relaygwv1.DisputeEvent) bool { return false }
+// backfillOf reports whether relaygw marked ev as created before this
+// deployment first started watching the node (its first start's margin or
+// backfill window, or a relay delivering older history later).
+func backfillOf(ev *relaygwv1.DisputeEvent) bool { return ev.GetBackfill() }
 
 // shard picks the worker of a dispute.
 func shard(disputeID string, n int) int {
