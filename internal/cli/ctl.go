@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -32,6 +33,7 @@ Operator commands over the services' gRPC APIs (the service token comes from
 
   disputes list [--state STATE]... [--limit N]   disputes, newest first
   disputes get ID                                one dispute: transitions, notifications, audit trail
+  disputes quarantine [--limit N]                dispute events set aside because they can never be applied
   handoffs list [--status STATUS]... [--limit N] escalation handoffs
   handoffs get ID                                one handoff and its dispatch
   handoffs requeue ID                            return a parked or failed handoff to the queue
@@ -176,7 +178,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 func (c *ctl) disputes(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(args) == 0 {
-		return &usageError{msg: "disputes needs list or get"}
+		return &usageError{msg: "disputes needs list, get or quarantine"}
 	}
 	conn, err := c.conn(config.TargetIntakesvc)
 	if err != nil {
@@ -235,9 +237,38 @@ func (c *ctl) disputes(ctx context.Context, args []string, stderr io.Writer) err
 			return nil
 		}
 		return c.print(audit)
+	case "quarantine":
+		fs := flag.NewFlagSet("disputes quarantine", flag.ContinueOnError)
+		limit := fs.Int("limit", 50, "at most this many")
+		if err := parseFlags(fs, args[1:], stderr); err != nil {
+			return err
+		}
+		resp, err := client.ListQuarantinedEvents(ctx, &intakesvcv1.ListQuarantinedEventsRequest{PageSize: int32(*limit)})
+		if err != nil {
+			return err
+		}
+		if c.asJSON {
+			return c.print(resp)
+		}
+		var rows [][]string
+		for _, q := range resp.GetEvents() {
+			rows = append(rows, []string{q.GetEventId(), strconv.FormatInt(q.GetCursor(), 10), short(q.GetDisputeId(), 40),
+				q.GetClass(), strconv.FormatInt(q.GetSeenCount(), 10), ts(q.GetFirstSeenAt()), ts(q.GetLastSeenAt()), short(q.GetReason(), 80)})
+		}
+		return c.table("EVENT\tCURSOR\tDISPUTE\tCLASS\tSEEN\tFIRST SEEN\tLAST SEEN\tREASON", rows)
 	default:
 		return &usageError{msg: fmt.Sprintf("unknown disputes command %q", args[0])}
 	}
+}
+
+// short cuts s to at most n characters for a table cell (at a character
+// boundary, never inside one), on one line.
+func short(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }
 
 func (c *ctl) handoffs(ctx context.Context, args []string, stderr io.Writer) error {

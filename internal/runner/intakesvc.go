@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"time"
+
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/service"
@@ -13,11 +15,27 @@ func (e *env) intakesvc() (service.Service, error) {
 		return nil, err
 	}
 	return intakesvc.New(intakesvc.Deps{
-		Config:     e.cfg,
+		Config:     intakesvcConfig(e.cfg),
 		Logger:     e.logger(config.TargetIntakesvc),
 		Pool:       e.pool,
 		Registerer: e.reg,
 		Relaygw:    relaygwv1.NewRelayGatewayServiceClient(rg),
-		Stopping:   e.stopping,
 	})
+}
+
+// intakesvcConfig maps the configuration file to intakesvc's Config: the
+// one place that knows which keys intakesvc reads ([mostro].pubkey,
+// [[solvers]], [timeouts], [intakesvc]).
+func intakesvcConfig(c *config.Config) intakesvc.Config {
+	out := intakesvc.DefaultConfig()
+	out.MostroPubkey = c.Mostro.Pubkey
+	out.Solvers = make([]string, len(c.Solvers))
+	for i, s := range c.Solvers {
+		out.Solvers[i] = s.Pubkey
+	}
+	out.RenotifyAfter = c.Timeouts.Renotification()
+	out.RenotifyEvery = c.Timeouts.RenotificationCheckInterval()
+	out.Retention = time.Duration(c.Intakesvc.RetentionDays) * 24 * time.Hour
+	out.RetentionInterval = time.Duration(c.Intakesvc.RetentionIntervalSeconds) * time.Second
+	return out
 }

@@ -68,6 +68,7 @@ type Config struct {
 	Chat       ChatConfig       `toml:"chat"`
 	Database   DatabaseConfig   `toml:"database"`
 	Escalation EscalationConfig `toml:"escalation"`
+	Intakesvc  IntakesvcConfig  `toml:"intakesvc"`
 	Mediation  MediationConfig  `toml:"mediation"`
 	Mostro     MostroConfig     `toml:"mostro"`
 	Prompts    PromptsConfig    `toml:"prompts"`
@@ -195,6 +196,16 @@ type EscalationConfig struct {
 	FallbackToAllSolvers    bool  `toml:"fallback_to_all_solvers"`
 }
 
+// IntakesvcConfig is the [intakesvc] section: intakesvc's own knobs
+// outside the reference's sections.
+type IntakesvcConfig struct {
+	// RetentionDays is how long intakesvc keeps its change feed, finished
+	// outbox rows and quarantine at least; 0 keeps everything.
+	RetentionDays int64 `toml:"retention_days"`
+	// RetentionIntervalSeconds is the pause between two retention runs.
+	RetentionIntervalSeconds int64 `toml:"retention_interval_seconds"`
+}
+
 // DatabaseConfig is the [database] section.
 type DatabaseConfig struct {
 	// MaxConns caps the pgx pool of each process.
@@ -304,6 +315,7 @@ func Default() Config {
 		Chat:       ChatConfig{InboundFetchIntervalSeconds: 10},
 		Escalation: EscalationConfig{DispatchIntervalSeconds: 30, ClaimTimeoutSeconds: 60},
 		Database:   DatabaseConfig{MaxConns: 10},
+		Intakesvc:  IntakesvcConfig{RetentionDays: 90, RetentionIntervalSeconds: 3600},
 		Server: ServerConfig{
 			GRPCListen:           "127.0.0.1:50051",
 			MetricsListen:        "127.0.0.1:9464",

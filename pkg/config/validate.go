@@ -77,6 +77,9 @@ func (c *Config) Validate() error {
 
 	positive("[database].max_conns", c.Database.MaxConns)
 
+	nonNegative("[intakesvc].retention_days", c.Intakesvc.RetentionDays)
+	positive("[intakesvc].retention_interval_seconds", c.Intakesvc.RetentionIntervalSeconds)
+
 	switch c.Server.LogFormat {
 	case "json", "text":
 	default:

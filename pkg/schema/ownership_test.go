@@ -26,13 +26,6 @@ import (
 // "<package dir> -> <object>".
 func allowList() map[string]string {
 	return map[string]string{
-		// intakesvc closes mediation sessions when Mostro resolves a dispute;
-		// mediationsvc will do it itself, reacting to WatchDisputes.
-		"services/intakesvc -> mediation_sessions": "closeSessions (internal/store/apply.go)",
-		"services/intakesvc -> mediation_events":   "closeSessions' superseded_by_human/session_closed rows: audit.Append, moved to mediationsvc",
-		// intakesvc's notification rows: notiflog.Record / ReserveIDs+RecordAll / ByDispute.
-		"services/intakesvc -> notifications":        "CompleteJob, CompleteDelivered, read.go",
-		"services/intakesvc -> notifications_id_seq": "CompleteDelivered draws ids: notiflog.ReserveIDs",
 		// mediationsvc reads the trail: audit.Trail.
 		"services/mediationsvc -> mediation_events": "store.AuditTrail",
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/serbero/serbero/services/intakesvc"
 )
 
-// Product decision 4: the assignment DM names the solver only when Serbero
+// The assignment DM names the solver only when Serbero (docs/intake.md#who-took-a-dispute)
 // took the dispute itself (mediationsvc reports its take around
 // admin-take-dispute); the in-progress event that follows waits for it.
 func TestAssignmentNamesSerberoWhenItTookTheDispute(t *testing.T) {

@@ -1,95 +1,40 @@
-// Package intakesvc is Serbero's always-on core (phases 1 and 2, spec 10
-// Part A with product decisions 3, 4 and 9): every Mostro dispute is
-// recorded once, every configured solver is told by an encrypted DM, nobody
-// is told twice, and disputes nobody takes are announced again until
-// someone does.
+// Package intakesvc is Serbero's always-on core (phases 1 and 2): every
+// Mostro dispute is recorded once, every configured solver is told by an
+// encrypted DM, nobody is told twice, and disputes nobody takes are
+// announced again until someone does. The rules it implements — the
+// lifecycle, the message bodies, the intake stream, first start and
+// backfill, poison events, the outbox, re-notification, the change feed,
+// retention, and where it differs from the reference daemon and why — are
+// in docs/intake.md.
 //
 // # Flow
 //
 // relaygw streams the verified kind 38386 events of the configured Mostro
-// node (StreamDisputeEvents, resumable by cursor). intakesvc verifies each
-// one again (kind, author, id, Schnorr signature: defense in depth), reads
-// d, s, initiator and the created_at/published_at tag by name, and applies
-// it in one transaction per event (internal/store.ApplyRevision): the
-// dispute row (INSERT … ON CONFLICT (dispute_id) DO NOTHING), its lifecycle
-// transition and history row, the DMs it decides (rows of the outbox
-// intake_notification_jobs), the closing of live mediation sessions on a
-// terminal status (spec 10 §A6 step 4), and the change-feed rows; the DMs
-// that can go at once are leased to this replica in that transaction.
-// Senders then deliver the outbox through relaygw's SendDirectMessage, each
-// DM with a stable idempotency key, and record one notifications row per
-// attempt: delivered DMs are recorded in batches (one transaction for every
-// DM that finished while the previous batch was being written, together
-// with the new -> notified moves they cause).
-//
-// # Decisions (where the reference is silent or we differ)
-//
-//   - Newest revision wins: a revision applies only if it is newer than the
-//     newest applied one (higher created_at, then lower id); older ones are
-//     counted and ignored.
-//   - A dispute first seen past initiated (a late subscriber) is recorded:
-//     in-progress moves new -> taken and solvers get the assignment DM (never
-//     the initial "requires attention" one); a terminal status moves
-//     new -> resolved silently; an unknown status records nothing.
-//   - A missing or unrecognised initiator is recorded as unknown and still
-//     notified. Unknown s values are logged and the state kept. Missing d or
-//     s, a wrong author, id or signature: rejected, logged, counted.
-//   - Who took a dispute: events never say. The assignment DM names Serbero
-//     only when mediationsvc reported Serbero's own take (RecordSerberoTake:
-//     INTENT before admin-take-dispute holds the assignment DMs of a racing
-//     in-progress revision until SUCCEEDED, FAILED or the intent expires);
-//     otherwise it says assigned_solver: unknown. The p tag is ignored.
-//   - Failed DMs are retried (same idempotency key, so relaygw republishes
-//     the same gift wrap: never a second message) up to 5 attempts with
-//     backoff, except an invalid pubkey. A dispute whose initial DMs reached
-//     nobody stays new and the re-notification timer retries it (the
-//     reference left it stuck); so does one recorded while no solver was
-//     configured, once solvers are. The retry goes only to solvers whose
-//     pubkey is valid: an invalid one keeps the single failed row of the
-//     first attempt (it cannot become valid before a restart with a fixed
-//     configuration, and is logged at startup); with no valid solver the
-//     dispute stays new, as with no solver at all.
-//   - Re-notification: every renotification_check_interval_seconds (0 means
-//     1), each notified dispute last notified more than
-//     renotification_seconds ago gets the re-notification DM, one batch per
-//     period, claimed with FOR UPDATE SKIP LOCKED and stamped in the claiming
-//     transaction (any number of replicas). A period that reached nobody is
-//     followed at the next tick by a new period (new keys, so the DM
-//     carries that tick's time_elapsed_seconds, as the reference's retry
-//     does); last_notified_at moves only when a DM is delivered. Every
-//     attempt under one idempotency key sends the same body (an
-//     assignment's is built at its first attempt and kept). A queued re-notification is dropped when
-//     the dispute left notified before it was sent.
+// node. internal/intake verifies each one again, decides what it does
+// (internal/route) and persists it in one transaction with the DMs it asks
+// for (internal/store), handing a new dispute's DMs to internal/outbox at
+// once; events that can never be stored go to the quarantine. The outbox
+// delivers DMs through relaygw's SendDirectMessage, each with a stable
+// idempotency key, and records one notifications row per attempt.
+// internal/renotify re-announces unattended disputes; internal/take records
+// Serbero's own takes; internal/changefeed wakes WatchDisputes streams;
+// internal/retention keeps the tables from growing forever.
 //
 // # Durability and replicas
 //
-// The intake cursor (table intake_cursor) is the low watermark of persisted
-// events: events are applied by a few workers (one dispute always on the
-// same worker, handlers serialised per dispute across replicas by an
-// advisory lock), and the cursor never passes an event that was not
-// persisted. When Postgres is unavailable an event is retried until it
-// persists; after a restart the stream resumes from the cursor, and
-// re-applying an event is a no-op. Every replica processes the whole
-// stream; the outbox is claimed with leases, so a DM whose sender died is
-// sent by another replica under the same key.
+// The intake cursor is the low watermark of handled events, so nothing is
+// lost across a restart or a Postgres outage; re-applying an event is a
+// no-op. Every replica processes the whole stream (serialised per dispute
+// by an advisory lock); the outbox, re-notification batches and retention
+// are claimed with leases, SKIP LOCKED or advisory locks, so any number of
+// replicas is safe.
 //
 // # API
 //
-// GetDispute, ListDisputes (by state and detection time, paged),
-// WatchDisputes (the change feed dispute_changes, in commit order, with a
-// resumable cursor; streams end when the process stops) and
-// RecordSerberoTake. See proto/serbero/intakesvc/v1.
-//
-// # Observability
-//
-// Log events keep the reference's names (nostr event received,
-// detected new dispute, duplicate_skip, persistence_failed,
-// notification_sent/failed, renotification_sent/failed,
-// assignment_detected, assignment_notification_sent/failed,
-// renotification_tick, state_transition, dispute_resolved_externally,
-// mediation_session_superseded); Prometheus collectors are
-// serbero_intakesvc_* (one counter per event, the disputes{state} gauge, the
-// cursor and the DM latency histogram).
+// GetDispute, ListDisputes, WatchDisputes (the change feed, resumable by
+// cursor, with a typed error for a cursor older than retention kept),
+// RecordSerberoTake and ListQuarantinedEvents. See
+// proto/serbero/intakesvc/v1.
 //
 // # Performance
 //

@@ -1,7 +1,6 @@
 package intakesvc_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -23,8 +22,8 @@ import (
 
 	intakesvcv1 "github.com/serbero/serbero/gen/go/serbero/intakesvc/v1"
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
-	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/grpcserver"
+	"github.com/serbero/serbero/pkg/logging/logtest"
 	"github.com/serbero/serbero/pkg/mostro"
 	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/pkg/pgdbtest"
@@ -93,22 +92,14 @@ func (e *env) solvers(n int) []*fakesolver.Solver {
 	return out
 }
 
-// config returns a configuration for the given solver pubkeys (alternately
-// read and write: phases 1 and 2 ignore permissions), timers at 3600 s
-// (never firing) unless changed.
-func (e *env) config(solvers ...string) *config.Config {
-	cfg := config.Default()
-	cfg.Mostro.Pubkey = e.mostroPK
-	cfg.Relays = []config.RelayConfig{{URL: e.relay.URL()}}
-	for i, pk := range solvers {
-		perm := config.PermissionRead
-		if i%2 == 1 {
-			perm = config.PermissionWrite
-		}
-		cfg.Solvers = append(cfg.Solvers, config.SolverConfig{Pubkey: pk, Permission: perm})
-	}
-	cfg.Timeouts.RenotificationSeconds = 3600
-	cfg.Timeouts.RenotificationCheckIntervalSeconds = 3600
+// config returns a configuration for the given solver pubkeys, timers at
+// 3600 s (never firing) unless changed.
+func (e *env) config(solvers ...string) *intakesvc.Config {
+	cfg := intakesvc.DefaultConfig()
+	cfg.MostroPubkey = e.mostroPK
+	cfg.Solvers = solvers
+	cfg.RenotifyAfter = 3600 * time.Second
+	cfg.RenotifyEvery = 3600 * time.Second
 	return &cfg
 }
 
@@ -123,11 +114,13 @@ func pubkeys(ss []*fakesolver.Solver) []string {
 // svc is one running intakesvc (a replica).
 type svc struct {
 	*intakesvc.Service
-	api      intakesvcv1.IntakeServiceClient
-	reg      *prometheus.Registry
-	logs     *syncBuffer
-	stop     func()
-	stopping context.CancelFunc
+	api  intakesvcv1.IntakeServiceClient
+	reg  *prometheus.Registry
+	logs *logtest.Buffer
+	stop func()
+	// stopping ends the replica's open streams, as the server does when
+	// the process starts to stop.
+	stopping func()
 }
 
 type options struct {
@@ -138,33 +131,27 @@ type options struct {
 
 // start runs an intakesvc replica with its own gRPC server until the test
 // ends (or stop).
-func (e *env) start(cfg *config.Config, opts ...func(*options)) *svc {
+func (e *env) start(cfg *intakesvc.Config, opts ...func(*options)) *svc {
 	e.t.Helper()
 	o := options{pool: e.db.Pool, rg: e.rg}
 	for _, f := range opts {
 		f(&o)
 	}
-	logs := &syncBuffer{}
-	stoppingCtx, stopping := context.WithCancel(context.Background())
+	log, logs := logtest.New()
 	reg := prometheus.NewRegistry()
+	c := *cfg
+	c.Tuning = o.tuning
 	s, err := intakesvc.New(intakesvc.Deps{
-		Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Pool: o.pool, Registerer: reg, Relaygw: o.rg, Stopping: stoppingCtx, Tuning: o.tuning,
+		Config: c, Logger: log, Pool: o.pool, Registerer: reg, Relaygw: o.rg,
 	})
 	require.NoError(e.t, err)
 	// The production chain (error boundary included), as serve runs it.
-	srv, err := grpcserver.New(grpcserver.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)),
-		Grace: time.Second, BeforeStop: stopping})
+	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Grace: time.Second})
 	require.NoError(e.t, err)
 	s.Register(srv.GRPC())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(e.t, err)
-	srvCtx, stopServer := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(srvCtx, lis)
-	}()
+	srv.Start(lis)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(e.t, err)
 
@@ -179,7 +166,7 @@ func (e *env) start(cfg *config.Config, opts ...func(*options)) *svc {
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			stopping()
+			srv.EndStreams()
 			cancel()
 			select {
 			case <-done:
@@ -187,8 +174,7 @@ func (e *env) start(cfg *config.Config, opts ...func(*options)) *svc {
 				e.t.Errorf("intakesvc did not stop within 10s")
 			}
 			conn.Close()
-			stopServer()
-			<-served
+			srv.Stop()
 		})
 	}
 	e.t.Cleanup(func() {
@@ -197,11 +183,11 @@ func (e *env) start(cfg *config.Config, opts ...func(*options)) *svc {
 			e.t.Logf("intakesvc logs:\n%s", logs.String())
 		}
 	})
-	return &svc{Service: s, api: intakesvcv1.NewIntakeServiceClient(conn), reg: reg, logs: logs, stop: stop, stopping: stopping}
+	return &svc{Service: s, api: intakesvcv1.NewIntakeServiceClient(conn), reg: reg, logs: logs, stop: stop, stopping: srv.EndStreams}
 }
 
 // open has the fake Mostro open a dispute (initiator "" omits the tag, as
-// nodes before mostro#563) and returns its initiated revision.
+// older nodes) and returns its initiated revision.
 func (e *env) open(d, initiator string) nostr.Event {
 	e.t.Helper()
 	spec := fakemostro.DisputeSpec{DisputeID: d, Initiator: initiator}
@@ -298,24 +284,6 @@ func bodies(ms []fakesolver.Message) []string {
 		out[i] = m.Body
 	}
 	return out
-}
-
-// syncBuffer collects logs from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // dbProxy sits between a replica's pool and Postgres so a test can take the

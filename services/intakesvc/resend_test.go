@@ -23,8 +23,8 @@ func TestRenotificationAfterAPeriodThatReachedNobody(t *testing.T) {
 	e := newEnv(t)
 	ss := e.solvers(1)
 	cfg := e.config(pubkeys(ss)...)
-	cfg.Timeouts.RenotificationSeconds = 1
-	cfg.Timeouts.RenotificationCheckIntervalSeconds = 1
+	cfg.RenotifyAfter = 1 * time.Second
+	cfg.RenotifyEvery = 1 * time.Second
 	s := e.start(cfg, func(o *options) {
 		o.tuning = intakesvc.Tuning{PollInterval: 100 * time.Millisecond, SendAttempts: 2, RetryBase: 50 * time.Millisecond}
 	})

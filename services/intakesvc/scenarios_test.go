@@ -1,6 +1,6 @@
 package intakesvc_test
 
-// The phase 1 and 2 scenarios of spec 10 §A13, against real Postgres, the
+// The reference daemon's phase 1 and 2 scenarios, against real Postgres, the
 // in-process relay, relaygw and fake solvers. Names follow the reference's
 // tests.
 
@@ -117,7 +117,7 @@ func TestNoSolversConfiguredPersistsButDoesNotNotify(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	cfg := e.config()
-	cfg.Timeouts.RenotificationCheckIntervalSeconds = 1 // the timer runs, and must not notify either
+	cfg.RenotifyEvery = 1 * time.Second // the timer runs, and must not notify either
 	s := e.start(cfg)
 	e.open("dispute-nobody", "seller")
 	e.waitCount(1, `SELECT count(*) FROM disputes WHERE dispute_id = 'dispute-nobody' AND lifecycle_state = 'new' AND initiator_role = 'seller'`)
@@ -132,7 +132,7 @@ func TestNoSolversConfiguredPersistsButDoesNotNotify(t *testing.T) {
 }
 
 // phase2_assignment::assignment_event_transitions_to_taken_and_notifies_all_solvers,
-// adapted to product decision 4: real in-progress events carry no p tag
+// adapted to docs/intake.md#who-took-a-dispute: real in-progress events carry no p tag
 // (the reference's fixture invented one), so the solver is unknown unless
 // Serbero took the dispute itself; see TestAssignmentNamesSerberoWhenItTookTheDispute.
 func TestAssignmentEventTransitionsToTakenAndNotifiesAllSolvers(t *testing.T) {
@@ -190,8 +190,8 @@ func TestUnattendedDisputeIsReNotifiedAfterTimeout(t *testing.T) {
 	e := newEnv(t)
 	ss := e.solvers(1)
 	cfg := e.config(pubkeys(ss)...)
-	cfg.Timeouts.RenotificationSeconds = 2
-	cfg.Timeouts.RenotificationCheckIntervalSeconds = 1
+	cfg.RenotifyAfter = 2 * time.Second
+	cfg.RenotifyEvery = 1 * time.Second
 	e.start(cfg)
 
 	ev := e.open("dispute-renotify", "buyer")
@@ -217,8 +217,8 @@ func TestTakenDisputeIsNotReNotified(t *testing.T) {
 	e := newEnv(t)
 	ss := e.solvers(1)
 	cfg := e.config(pubkeys(ss)...)
-	cfg.Timeouts.RenotificationSeconds = 1
-	cfg.Timeouts.RenotificationCheckIntervalSeconds = 1
+	cfg.RenotifyAfter = 1 * time.Second
+	cfg.RenotifyEvery = 1 * time.Second
 	s := e.start(cfg)
 
 	e.open("dispute-taken", "buyer")

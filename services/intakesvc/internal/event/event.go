@@ -1,7 +1,7 @@
 // Package event turns a kind 38386 dispute event streamed by relaygw into a
 // Revision: it re-verifies what relaygw already verified (kind, author = the
 // configured Mostro pubkey, id = hash of the content, Schnorr signature;
-// defense in depth, product decision 3) and reads the tags intakesvc routes
+// defense in depth, docs/intake.md#the-intake-stream) and reads the tags intakesvc routes
 // on, by name and never by position.
 package event
 
@@ -76,7 +76,7 @@ type Revision struct {
 
 // Newer reports whether revision (aCreated, aID) supersedes (bCreated, bID):
 // a higher created_at wins, and on a tie the lower event id wins (the rule
-// of spec 30 §1.2 for addressable events).
+// for addressable events).
 func Newer(aCreated int64, aID string, bCreated int64, bID string) bool {
 	if aCreated != bCreated {
 		return aCreated > bCreated

@@ -1,4 +1,4 @@
-// Package lifecycle is the dispute lifecycle state machine of spec 10 §A7:
+// Package lifecycle is the dispute lifecycle state machine (docs/intake.md#the-lifecycle):
 // the six states, the fourteen legal transitions, and the Mostro dispute
 // statuses with the lifecycle move each one asks for. It is the one Go place
 // that decides whether a transition is legal; the schema enforces the same
@@ -27,7 +27,7 @@ const (
 // States lists every state in lifecycle order.
 var States = []State{New, Notified, Taken, Waiting, Escalated, Resolved}
 
-// allowed is the transition table of §A7.2. Everything else is illegal,
+// allowed is the transition table. Everything else is illegal,
 // including every self-transition but notified -> notified, and anything out
 // of resolved (terminal).
 var allowed = map[State][]State{

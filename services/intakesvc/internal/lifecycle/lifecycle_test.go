@@ -10,7 +10,7 @@ import (
 
 func TestTransitions(t *testing.T) {
 	t.Parallel()
-	// The allowed set of spec 10 §A7.2, written out independently of the
+	// The allowed set of docs/intake.md#the-lifecycle, written out independently of the
 	// table in the package.
 	legal := map[[2]lifecycle.State]bool{
 		{"new", "notified"}: true, {"new", "taken"}: true, {"new", "resolved"}: true,

@@ -3,7 +3,7 @@ package lifecycle
 // Status is a Mostro dispute status, the s tag of a kind 38386 event.
 type Status string
 
-// The Mostro dispute statuses Serbero routes on (spec 30 §1.3, decision 3).
+// The Mostro dispute statuses Serbero routes on (docs/intake.md#the-lifecycle).
 const (
 	StatusInitiated             Status = "initiated"
 	StatusInProgress            Status = "in-progress"

@@ -1,7 +1,8 @@
-// Package message builds the solver DMs of phases 1 and 2, byte for byte as
-// the reference daemon (spec 10 §A9.2: LF line ends, no trailing newline),
-// their notif_type values, the error texts recorded for failed attempts
-// (§A9.5), and the idempotency keys handed to relaygw.
+// Package message builds the texts intakesvc writes: the solver DMs of
+// phases 1 and 2, byte for byte as the reference daemon (LF line ends, no
+// trailing newline), their notif_type values, the error texts recorded for
+// failed attempts and the idempotency keys handed to relaygw. See
+// docs/intake.md#messages.
 package message
 
 import (
@@ -9,17 +10,19 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+
+	"github.com/serbero/serbero/pkg/notiflog"
 )
 
-// notif_type values written by intakesvc.
+// notif_type values written by intakesvc (pkg/notiflog's vocabulary).
 const (
-	TypeInitial        = "initial"
-	TypeRenotification = "re-notification"
-	TypeAssignment     = "assignment"
+	TypeInitial        = string(notiflog.TypeInitial)
+	TypeRenotification = string(notiflog.TypeRenotification)
+	TypeAssignment     = string(notiflog.TypeAssignment)
 )
 
 // UnknownSolver is printed when the solver who took a dispute is unknown
-// (always, unless Serbero took it itself: product decision 4).
+// (always, unless Serbero took it itself: docs/intake.md#who-took-a-dispute).
 const UnknownSolver = "unknown"
 
 // Initial is the first DM about a new dispute. initiator is buyer, seller
@@ -82,4 +85,13 @@ func IdempotencyKey(notifType string, period int64, disputeID, solver string) st
 	b.WriteByte(':')
 	b.WriteString(hex.EncodeToString(h.Sum(nil)))
 	return b.String()
+}
+
+// Keys are the idempotency keys of one batch, one per solver, in order.
+func Keys(notifType string, period int64, disputeID string, solvers []string) []string {
+	keys := make([]string, len(solvers))
+	for i, sv := range solvers {
+		keys[i] = IdempotencyKey(notifType, period, disputeID, sv)
+	}
+	return keys
 }

@@ -1,8 +1,8 @@
 // Package route decides what one verified dispute revision does to the
-// dispute Serbero has recorded (or not): the dispatcher and handlers of spec
-// 10 §A3-A6 as a pure function, with the deliberate changes of product
-// decision 3 (newest revision per dispute wins; a dispute first seen after
-// its initiated revision is still recorded).
+// dispute Serbero has recorded (or not): the reference daemon's dispatcher
+// and handlers as a pure function, with the deliberate changes of
+// docs/intake.md#the-intake-stream (newest revision per dispute wins; a
+// dispute first seen after its initiated revision is still recorded).
 //
 // First sight of a dispute that is already past initiated (a late
 // subscriber, or relays that only kept the latest revision while Serbero was
@@ -96,8 +96,6 @@ type Decision struct {
 	// Notify is the notification to send every solver: message.TypeInitial,
 	// message.TypeAssignment or "".
 	Notify string
-	// CloseSessions closes live mediation sessions (§A6 step 4).
-	CloseSessions bool
 	// UnknownStatus: the status is not recognised (logged as a warning,
 	// state kept).
 	UnknownStatus bool
@@ -147,7 +145,7 @@ func Decide(cur *Current, rev event.Revision) Decision {
 		}
 	case lifecycle.RouteResolved:
 		if cur.State != lifecycle.Resolved {
-			d.To, d.Trigger, d.CloseSessions = lifecycle.Resolved, lifecycle.TriggerResolvedExternally, true
+			d.To, d.Trigger = lifecycle.Resolved, lifecycle.TriggerResolvedExternally
 		} else {
 			d.Note = "already resolved; no-op"
 		}

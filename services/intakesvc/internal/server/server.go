@@ -1,9 +1,13 @@
-// Package server is intakesvc's gRPC API: a thin adapter from proto to the
-// store and engine and back. Errors are apperr kinds; the gRPC error
-// boundary maps them to codes.
+// Package server is intakesvc's gRPC API, handlers only: each validates
+// the request, calls the store (reads) or the take recorder, and converts
+// the result to proto. Errors are apperr kinds (with a typed reason where a
+// caller must tell failures apart); pkg/grpcserver's error boundary maps
+// them to gRPC statuses. Streams end through stream.Context(), which the
+// server cancels at shutdown.
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -11,13 +15,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	intakesvcv1 "github.com/serbero/serbero/gen/go/serbero/intakesvc/v1"
 	"github.com/serbero/serbero/pkg/apperr"
-	"github.com/serbero/serbero/services/intakesvc/internal/engine"
+	"github.com/serbero/serbero/services/intakesvc/internal/changefeed"
 	"github.com/serbero/serbero/services/intakesvc/internal/lifecycle"
 	"github.com/serbero/serbero/services/intakesvc/internal/store"
+	"github.com/serbero/serbero/services/intakesvc/internal/take"
 )
 
 // Page sizes of ListDisputes and the batch size of WatchDisputes reads.
@@ -30,20 +36,20 @@ const (
 // Server implements intakesvcv1.IntakeServiceServer.
 type Server struct {
 	intakesvcv1.UnimplementedIntakeServiceServer
-	st       *store.Store
-	eng      *engine.Engine
-	changes  *engine.Broadcast
-	stopping context.Context
-	poll     time.Duration
+	st      *store.Store
+	takes   *take.Recorder
+	changes *changefeed.Broadcast
+	clock   clockwork.Clock
+	poll    time.Duration
 }
 
-// New returns the API. stopping ends WatchDisputes streams when the
-// process starts to stop.
-func New(st *store.Store, eng *engine.Engine, changes *engine.Broadcast, stopping context.Context) *Server {
-	if stopping == nil {
-		stopping = context.Background()
+// New returns the API: reads from st, takes recorded by takes, change
+// streams woken by changes (and polling on clock; nil is the real clock).
+func New(st *store.Store, takes *take.Recorder, changes *changefeed.Broadcast, clock clockwork.Clock) *Server {
+	if clock == nil {
+		clock = clockwork.NewRealClock()
 	}
-	return &Server{st: st, eng: eng, changes: changes, stopping: stopping, poll: 2 * time.Second}
+	return &Server{st: st, takes: takes, changes: changes, clock: clock, poll: 2 * time.Second}
 }
 
 // GetDispute returns one dispute with its history.
@@ -94,9 +100,8 @@ func (s *Server) ListDisputes(ctx context.Context, req *intakesvcv1.ListDisputes
 		f.DetectedBefore = req.GetDetectedBefore().GetSeconds()
 	}
 	if tok := req.GetPageToken(); tok != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(tok)
 		var key store.PageKey
-		if err != nil || json.Unmarshal(raw, &key) != nil || key.DisputeID == "" {
+		if err := decodeToken(tok, &key); err != nil || key.DisputeID == "" {
 			return nil, apperr.InvalidArgument("invalid page_token")
 		}
 		f.After = &key
@@ -110,26 +115,41 @@ func (s *Server) ListDisputes(ctx context.Context, req *intakesvcv1.ListDisputes
 		out.Disputes = append(out.Disputes, DisputeProto(d))
 	}
 	if next != nil {
-		raw, err := json.Marshal(next)
+		tok, err := encodeToken(next)
 		if err != nil {
-			return nil, fmt.Errorf("encode page token: %w", err)
+			return nil, err
 		}
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString(raw)
+		out.NextPageToken = tok
 	}
 	return out, nil
 }
 
 // WatchDisputes streams changes after the cursor, then follows new ones,
-// until the client leaves or the process stops.
+// until the client leaves or the server stops (stream.Context() ends).
 func (s *Server) WatchDisputes(req *intakesvcv1.WatchDisputesRequest, stream intakesvcv1.IntakeService_WatchDisputesServer) error {
 	ctx := stream.Context()
 	cursor := req.GetAfterCursor()
 	if cursor < 0 {
 		return apperr.InvalidArgument("after_cursor must not be negative")
 	}
+	if c := req.GetConsumer(); c != "" {
+		if !validConsumer(c) {
+			return apperr.InvalidArgument("consumer must be at most 64 characters of a-z, 0-9, '.', '_', '-'")
+		}
+		if err := s.st.RecordConsumer(ctx, c, cursor); err != nil {
+			return apperr.Wrap(apperr.KindUnavailable, err, "record the consumer's cursor")
+		}
+	}
 	for {
 		wake := s.changes.C()
 		changes, err := s.st.ChangesAfter(ctx, cursor, watchBatch)
+		var expired *store.CursorExpiredError
+		if errors.As(err, &expired) {
+			return apperr.WithReason(apperr.FailedPrecondition("after_cursor %d is older than the retained changes "+
+				"(every change up to %d was removed); resume with after_cursor 0 and reconcile with ListDisputes",
+				expired.Cursor, expired.Horizon),
+				intakesvcv1.WatchErrorReason_WATCH_ERROR_REASON_CURSOR_EXPIRED.String())
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -145,19 +165,29 @@ func (s *Server) WatchDisputes(req *intakesvcv1.WatchDisputesRequest, stream int
 		if len(changes) == watchBatch {
 			continue
 		}
-		t := time.NewTimer(s.poll)
+		t := s.clock.NewTimer(s.poll)
 		select {
 		case <-wake:
-		case <-t.C:
+		case <-t.Chan():
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
-		case <-s.stopping.Done():
-			t.Stop()
-			return apperr.Unavailable("intakesvc is stopping; reconnect with the last cursor")
 		}
 		t.Stop()
 	}
+}
+
+// validConsumer: at most 64 characters of a-z, 0-9, '.', '_', '-'.
+func validConsumer(c string) bool {
+	if len(c) > 64 {
+		return false
+	}
+	for _, r := range c {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '.' && r != '_' && r != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // RecordSerberoTake records a stage of Serbero's own take of a dispute.
@@ -165,14 +195,14 @@ func (s *Server) RecordSerberoTake(ctx context.Context, req *intakesvcv1.RecordS
 	if req.GetDisputeId() == "" {
 		return nil, apperr.InvalidArgument("dispute_id is required")
 	}
-	var stage engine.TakeStage
+	var stage take.Stage
 	switch req.GetStage() {
 	case intakesvcv1.TakeStage_TAKE_STAGE_INTENT:
-		stage = engine.TakeIntent
+		stage = take.Intent
 	case intakesvcv1.TakeStage_TAKE_STAGE_SUCCEEDED:
-		stage = engine.TakeSucceeded
+		stage = take.Succeeded
 	case intakesvcv1.TakeStage_TAKE_STAGE_FAILED:
-		stage = engine.TakeFailed
+		stage = take.Failed
 	default:
 		return nil, apperr.InvalidArgument("stage is required")
 	}
@@ -182,7 +212,7 @@ func (s *Server) RecordSerberoTake(ctx context.Context, req *intakesvcv1.RecordS
 			return nil, apperr.InvalidArgument("intent_ttl must be in (0, 5m]")
 		}
 	}
-	d, err := s.eng.RecordTake(ctx, req.GetDisputeId(), stage, ttl)
+	d, err := s.takes.Record(ctx, req.GetDisputeId(), stage, ttl)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, apperr.NotFound("dispute %q not found", req.GetDisputeId())
 	}
@@ -190,6 +220,42 @@ func (s *Server) RecordSerberoTake(ctx context.Context, req *intakesvcv1.RecordS
 		return nil, err
 	}
 	return &intakesvcv1.RecordSerberoTakeResponse{Dispute: DisputeProto(d)}, nil
+}
+
+// ListQuarantinedEvents lists the quarantine, most recently seen first.
+func (s *Server) ListQuarantinedEvents(ctx context.Context, req *intakesvcv1.ListQuarantinedEventsRequest) (*intakesvcv1.ListQuarantinedEventsResponse, error) {
+	limit := int(req.GetPageSize())
+	if limit <= 0 {
+		limit = DefaultPageSize
+	}
+	limit = min(limit, MaxPageSize)
+	var after *store.QuarantineKey
+	if tok := req.GetPageToken(); tok != "" {
+		var key store.QuarantineKey
+		if err := decodeToken(tok, &key); err != nil || key.EventID == "" {
+			return nil, apperr.InvalidArgument("invalid page_token")
+		}
+		after = &key
+	}
+	list, next, err := s.st.ListQuarantine(ctx, limit, after)
+	if err != nil {
+		return nil, err
+	}
+	out := &intakesvcv1.ListQuarantinedEventsResponse{}
+	for _, q := range list {
+		out.Events = append(out.Events, &intakesvcv1.QuarantinedEvent{
+			EventId: q.EventID, Cursor: q.Cursor, DisputeId: q.DisputeID, Class: q.Class, Reason: q.Reason,
+			FirstSeenAt: timestamppb.New(q.FirstSeen), LastSeenAt: timestamppb.New(q.LastSeen), SeenCount: q.SeenCount,
+		})
+	}
+	if next != nil {
+		tok, err := encodeToken(next)
+		if err != nil {
+			return nil, err
+		}
+		out.NextPageToken = tok
+	}
+	return out, nil
 }
 
 // DisputeProto converts a stored dispute.
@@ -249,6 +315,34 @@ func stateFromProto(p intakesvcv1.LifecycleState) (lifecycle.State, bool) {
 		}
 	}
 	return "", false
+}
+
+// encodeToken is the page token of a listing position: base64url of its
+// JSON, opaque to clients.
+func encodeToken(v any) (string, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("encode page token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw), nil
+}
+
+// decodeToken reads a page token a client sent back into v; a token that
+// is not one encodeToken made is an error (never a panic).
+func decodeToken(tok string, v any) error {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return fmt.Errorf("page token: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("page token: %w", err)
+	}
+	if dec.More() {
+		return errors.New("page token: trailing data")
+	}
+	return nil
 }
 
 func ts64(sec int64) *timestamppb.Timestamp { return timestamppb.New(time.Unix(sec, 0)) }

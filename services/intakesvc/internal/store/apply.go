@@ -10,16 +10,65 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/serbero/serbero/pkg/notiflog"
 	"github.com/serbero/serbero/services/intakesvc/internal/event"
 	"github.com/serbero/serbero/services/intakesvc/internal/lifecycle"
-	"github.com/serbero/serbero/services/intakesvc/internal/message"
-	"github.com/serbero/serbero/services/intakesvc/internal/route"
 )
+
+// Plan is what to do with one revision, decided by the caller from the
+// dispute as recorded (see Decider). The store carries it out; it decides
+// nothing itself.
+type Plan struct {
+	// Insert records the dispute (state new, the revision as its creator).
+	Insert bool
+	// Track makes the revision the newest applied one.
+	Track bool
+	// SetStatus sets disputes.dispute_status to the revision's status.
+	SetStatus bool
+	// To is the lifecycle move to make ("" for none), with its trigger.
+	To      lifecycle.State
+	Trigger string
+	// DMs is the notification batch to queue (nil for none).
+	DMs *Batch
+}
+
+// Batch is one notification batch: one DM per solver, written to the
+// outbox (intake_notification_jobs) in the transaction that decided it.
+type Batch struct {
+	// Type is the notif_type (initial, re-notification, assignment).
+	Type string
+	// Period is the batch's period (re-notifications count them; 0 for
+	// the others).
+	Period int64
+	// Body is the DM; nil when it is built at the first attempt
+	// (assignments, see PinBody).
+	Body *string
+	// Solvers are the recipients (configured pubkeys, verbatim), in order.
+	Solvers []string
+	// Keys are relaygw idempotency keys, one per solver.
+	Keys []string
+	// NotBefore (unix s) defers the batch; nil sends it now.
+	NotBefore *int64
+	// Lease > 0 leases the batch to the caller in the same transaction
+	// (one job per distinct solver), so it sends them without claiming
+	// them one by one. Only a new dispute's batch is leased (it cannot wait
+	// behind an earlier DM); elsewhere Lease is ignored.
+	Lease time.Duration
+}
+
+// ErrInvalidPlan means a plan could not be carried out as given (it
+// contradicts the dispute as recorded); nothing was written.
+var ErrInvalidPlan = errors.New("invalid plan")
+
+// Decider decides what a revision does, given the dispute as recorded (nil
+// when it is not). It runs inside ApplyRevision's transaction, under the
+// dispute's lock, and must not block.
+type Decider func(cur *Dispute) Plan
 
 // ApplyResult says what ApplyRevision did.
 type ApplyResult struct {
-	// Decision is the routing decision that was carried out.
-	Decision route.Decision
+	// Plan is the plan that was carried out.
+	Plan Plan
 	// Dispute is the dispute after the revision (nil when nothing is
 	// recorded).
 	Dispute *Dispute
@@ -28,28 +77,19 @@ type ApplyResult struct {
 	// JobIDs are the DMs queued (outbox rows), in solver order.
 	JobIDs []int64
 	// Claimed are the queued DMs leased to the caller in the same
-	// transaction (ApplyRevisionClaim), ready to send: the initial DMs of
-	// a new dispute (the hot path). Other DMs (JobIDs not in Claimed) are
-	// claimed as before (ClaimJob): they may wait behind earlier ones.
+	// transaction (Batch.Lease), ready to send. Other DMs (JobIDs not in
+	// Claimed) are claimed with ClaimJob: they may wait behind earlier
+	// ones.
 	Claimed []Job
-	// SessionsClosed are the mediation sessions closed by a resolution.
-	SessionsClosed []string
 }
 
-// ApplyRevision persists the effect of one verified revision and advances
-// the intake cursor to rev.Cursor, in one transaction. solvers are the
-// configured solver pubkeys, in config order (empty: nothing is queued).
-// Handlers are serialised per dispute across replicas by an advisory lock.
-func (s *Store) ApplyRevision(ctx context.Context, rev event.Revision, solvers []string, now time.Time) (ApplyResult, error) {
-	return s.ApplyRevisionClaim(ctx, rev, solvers, now, 0)
-}
-
-// ApplyRevisionClaim is ApplyRevision that also leases a new dispute's
-// initial DMs for lease (when > 0), as ClaimJob would right after the
-// commit: the caller sends them without claiming them one by one. A caller
-// that dies leaves them to any replica once the lease expires.
-func (s *Store) ApplyRevisionClaim(ctx context.Context, rev event.Revision, solvers []string, now time.Time,
-	lease time.Duration) (ApplyResult, error) {
+// ApplyRevision persists the effect of one verified revision, as decide
+// plans it, and advances the intake cursor to rev.Cursor (when > 0), in one
+// transaction: the dispute row, its lifecycle transition and history row,
+// the DMs of the plan, and the change-feed rows. Handlers of one dispute
+// are serialised across replicas by an advisory lock, taken before the row
+// is read and decide is called.
+func (s *Store) ApplyRevision(ctx context.Context, rev event.Revision, now time.Time, decide Decider) (ApplyResult, error) {
 	var res ApplyResult
 	err := s.inTxTail(ctx, func(tx pgx.Tx) (int64, []pendingChange, error) {
 		res = ApplyResult{}
@@ -59,7 +99,7 @@ func (s *Store) ApplyRevisionClaim(ctx context.Context, rev event.Revision, solv
 		b.Queue(`SELECT `+disputeCols+` FROM disputes WHERE dispute_id = $1 FOR NO KEY UPDATE`, rev.DisputeID)
 		br := tx.SendBatch(ctx, b)
 		if _, err := br.Exec(); err != nil {
-			br.Close()
+			_ = br.Close()
 			return 0, nil, fmt.Errorf("lock dispute: %w", err)
 		}
 		var cur *Dispute
@@ -68,25 +108,35 @@ func (s *Store) ApplyRevisionClaim(ctx context.Context, rev event.Revision, solv
 		case err == nil:
 			cur = &d
 		case !errors.Is(err, pgx.ErrNoRows):
-			br.Close()
+			_ = br.Close()
 			return 0, nil, fmt.Errorf("read dispute: %w", err)
 		}
 		if err := br.Close(); err != nil {
 			return 0, nil, fmt.Errorf("read dispute: %w", err)
 		}
-		var rc *route.Current
+		var seen *Dispute
 		if cur != nil {
-			rc = &route.Current{State: cur.LifecycleState, EventID: cur.EventID, EventTimestamp: cur.EventTimestamp}
-			if cur.NewestEventID != nil && cur.NewestCreatedAt != nil {
-				rc.NewestEventID, rc.NewestCreatedAt = *cur.NewestEventID, *cur.NewestCreatedAt
-			}
+			c := *cur
+			seen = &c
 		}
-		dec := route.Decide(rc, rev)
-		res.Decision = dec
+		plan := decide(seen)
+		if plan.Insert && cur != nil {
+			return 0, nil, fmt.Errorf("%w: revision %s inserts dispute %s, which is recorded", ErrInvalidPlan, rev.EventID, rev.DisputeID)
+		}
+		if !plan.Insert && cur == nil && (plan.Track || plan.To != "" || plan.DMs != nil) {
+			return 0, nil, fmt.Errorf("%w: revision %s changes dispute %s, which is not recorded", ErrInvalidPlan, rev.EventID, rev.DisputeID)
+		}
+		if plan.DMs != nil && len(plan.DMs.Keys) != len(plan.DMs.Solvers) {
+			return 0, nil, fmt.Errorf("%w: revision %s: %d keys for %d solvers", ErrInvalidPlan, rev.EventID, len(plan.DMs.Keys), len(plan.DMs.Solvers))
+		}
+		if plan.DMs != nil && len(plan.DMs.Solvers) == 0 {
+			plan.DMs = nil
+		}
+		res.Plan = plan
 		unix := now.Unix()
 		var changes []pendingChange
 
-		if dec.Insert {
+		if plan.Insert {
 			d := Dispute{
 				DisputeID: rev.DisputeID, EventID: rev.EventID, MostroPubkey: rev.Pubkey,
 				InitiatorRole: rev.Initiator, DisputeStatus: string(rev.Status), EventTimestamp: rev.CreatedAt,
@@ -96,12 +146,11 @@ func (s *Store) ApplyRevisionClaim(ctx context.Context, rev event.Revision, solv
 			if rev.OpenedAt > 0 {
 				d.OpenedAt = ptr(rev.OpenedAt)
 			}
-			initial := dec.Notify == message.TypeInitial && len(solvers) > 0
-			if initial {
+			if plan.DMs != nil && plan.DMs.Type == string(notiflog.TypeInitial) {
 				d.NotifyClaimedAt = ptr(unix) // the initial batch, queued below
 			}
-			// The row and its initial DMs in one round trip (in order: the
-			// jobs reference the row).
+			// The row and its DMs in one round trip (in order: the jobs
+			// reference the row).
 			b := &pgx.Batch{}
 			b.Queue(`INSERT INTO disputes (dispute_id, event_id, mostro_pubkey, initiator_role,
 				dispute_status, event_timestamp, detected_at, lifecycle_state, opened_at, newest_event_id, newest_created_at,
@@ -110,28 +159,29 @@ func (s *Store) ApplyRevisionClaim(ctx context.Context, rev event.Revision, solv
 				d.DisputeID, d.EventID, d.MostroPubkey, d.InitiatorRole, d.DisputeStatus, d.EventTimestamp,
 				d.DetectedAt, d.OpenedAt, d.NewestEventID, d.NewestCreatedAt, d.NotifyClaimedAt)
 			var nb newBatch
-			if initial {
-				body := message.Initial(d.DisputeID, d.InitiatorRole, d.EventTimestamp)
+			// A new dispute's DMs are queued with it unless they follow a
+			// transition (an in-progress first sight: new -> taken first).
+			early := plan.DMs != nil && plan.To == ""
+			if early {
 				// A new dispute has no earlier DM: each solver's is due now.
-				nb = newBatch{disputeID: d.DisputeID, notifType: message.TypeInitial, body: &body, solvers: solvers,
-					batchAt: unix, lease: lease, state: d.LifecycleState}
+				nb = newBatch{Batch: *plan.DMs, disputeID: d.DisputeID, batchAt: unix, state: d.LifecycleState}
 				nb.queue(b)
 			}
 			br := tx.SendBatch(ctx, b)
 			tag, err := br.Exec()
 			if err != nil {
-				br.Close()
+				_ = br.Close()
 				return 0, nil, fmt.Errorf("insert dispute: %w", err)
 			}
 			if tag.RowsAffected() == 0 {
 				// Impossible under the advisory lock; never notify twice.
-				br.Close()
+				_ = br.Close()
 				return 0, nil, fmt.Errorf("insert dispute %s: row appeared under the dispute lock", rev.DisputeID)
 			}
-			if initial {
+			if early {
 				if res.JobIDs, res.Claimed, err = nb.read(br); err != nil {
-					br.Close()
-					return 0, nil, fmt.Errorf("queue initial notifications: %w", err)
+					_ = br.Close()
+					return 0, nil, fmt.Errorf("queue %s notifications: %w", nb.Type, err)
 				}
 			}
 			if err := br.Close(); err != nil {
@@ -139,9 +189,12 @@ func (s *Store) ApplyRevisionClaim(ctx context.Context, rev event.Revision, solv
 			}
 			changes = append(changes, pendingChange{kind: ChangeDetected, snapshot: d})
 			cur = &d
-		} else if dec.Track {
+			if early {
+				plan.DMs = nil // queued
+			}
+		} else if plan.Track {
 			cur.NewestEventID, cur.NewestCreatedAt = ptr(rev.EventID), ptr(rev.CreatedAt)
-			if dec.SetStatus {
+			if plan.SetStatus {
 				cur.DisputeStatus = string(rev.Status)
 			}
 			if cur.OpenedAt == nil && rev.OpenedAt > 0 {
@@ -154,40 +207,28 @@ func (s *Store) ApplyRevisionClaim(ctx context.Context, rev event.Revision, solv
 			}
 		}
 
-		if dec.To != "" {
+		if plan.To != "" {
 			res.From = cur.LifecycleState
-			tid, err := transition(ctx, tx, cur, dec.To, dec.Trigger, unix)
+			tid, err := transition(ctx, tx, cur, plan.To, plan.Trigger, unix)
 			if err != nil {
 				return 0, nil, err
 			}
 			changes = append(changes, pendingChange{kind: ChangeTransitioned, transition: tid, snapshot: *cur})
-		} else if dec.Track && !dec.Insert {
+		} else if plan.Track && !plan.Insert {
 			changes = append(changes, pendingChange{kind: ChangeUpdated, snapshot: *cur})
 		}
 
-		if dec.CloseSessions {
-			if res.SessionsClosed, err = closeSessions(ctx, tx, cur.DisputeID, rev, unix); err != nil {
-				return 0, nil, err
-			}
-		}
-
-		if dec.Notify != "" && len(solvers) > 0 && !(dec.Insert && dec.Notify == message.TypeInitial) {
+		if plan.DMs != nil {
 			// Not leased: earlier DMs may be pending (the caller dispatches
 			// the ids; ClaimJob checks).
-			nb := newBatch{disputeID: cur.DisputeID, notifType: dec.Notify, solvers: solvers, batchAt: unix}
-			switch dec.Notify {
-			case message.TypeInitial:
-				body := message.Initial(cur.DisputeID, cur.InitiatorRole, cur.EventTimestamp)
-				nb.body = &body
-			case message.TypeAssignment:
-				nb.notBefore = cur.TakeIntentUntil
-			}
+			nb := newBatch{Batch: *plan.DMs, disputeID: cur.DisputeID, batchAt: unix}
+			nb.Lease = 0
 			if res.JobIDs, res.Claimed, err = insertBatch(ctx, tx, nb); err != nil {
-				return 0, nil, fmt.Errorf("queue %s notifications: %w", dec.Notify, err)
+				return 0, nil, fmt.Errorf("queue %s notifications: %w", nb.Type, err)
 			}
 		}
 
-		if dec.Insert || dec.Track || dec.To != "" {
+		if plan.Insert || plan.Track || plan.To != "" {
 			res.Dispute = cur
 		}
 		return rev.Cursor, changes, nil
@@ -198,32 +239,21 @@ func (s *Store) ApplyRevisionClaim(ctx context.Context, rev event.Revision, solv
 	return res, nil
 }
 
-// newBatch is one notification batch to queue: one DM per solver.
+// newBatch is a Batch being queued for one dispute.
 type newBatch struct {
-	disputeID, notifType string
-	period               int64
-	body                 *string // nil for assignments
-	solvers              []string
-	batchAt              int64
-	notBefore            *int64 // unix s: defers the batch
-	// lease > 0 leases every job to the caller (one per solver: the first
-	// if a solver is listed twice), for a batch that is due now and has no
-	// earlier DM pending (a new dispute's initial batch); state describes
-	// the dispute for the leased jobs.
-	lease time.Duration
+	Batch
+	disputeID string
+	batchAt   int64
+	// state describes the dispute for the leased jobs.
 	state lifecycle.State
-
-	keys []string
 }
 
 // queue adds the insert to b.
 func (nb *newBatch) queue(b *pgx.Batch) {
-	nb.keys = make([]string, len(nb.solvers))
-	claim := make([]bool, len(nb.solvers))
-	seen := make(map[string]bool, len(nb.solvers))
-	for i, sv := range nb.solvers {
-		nb.keys[i] = message.IdempotencyKey(nb.notifType, nb.period, nb.disputeID, sv)
-		claim[i] = nb.lease > 0 && nb.notBefore == nil && !seen[sv]
+	claim := make([]bool, len(nb.Solvers))
+	seen := make(map[string]bool, len(nb.Solvers))
+	for i, sv := range nb.Solvers {
+		claim[i] = nb.Lease > 0 && nb.NotBefore == nil && !seen[sv]
 		seen[sv] = true
 	}
 	// (Claim flags come from the caller, not a NOT EXISTS here: Postgres
@@ -238,8 +268,8 @@ func (nb *newBatch) queue(b *pgx.Batch) {
 		FROM b, unnest($6::text[], $7::text[], $10::bool[]) WITH ORDINALITY AS u(solver, key, claim, ord)
 		ORDER BY u.ord
 		RETURNING id, batch_id, idempotency_key, claimed_until IS NOT NULL`,
-		nb.disputeID, nb.notifType, nb.period, nb.body, nb.batchAt, nb.solvers, nb.keys, nb.notBefore,
-		nb.lease.Seconds(), claim)
+		nb.disputeID, nb.Type, nb.Period, nb.Body, nb.batchAt, nb.Solvers, nb.Keys, nb.NotBefore,
+		nb.Lease.Seconds(), claim)
 }
 
 // read reads the insert's result: the job ids in solver order and the
@@ -269,9 +299,9 @@ func (nb *newBatch) read(br pgx.BatchResults) ([]int64, []Job, error) {
 	for _, x := range got {
 		byKey[x.key] = append(byKey[x.key], x)
 	}
-	ids := make([]int64, 0, len(nb.keys))
+	ids := make([]int64, 0, len(nb.Keys))
 	var claimed []Job
-	for i, k := range nb.keys {
+	for i, k := range nb.Keys {
 		if len(byKey[k]) == 0 {
 			return nil, nil, fmt.Errorf("insert jobs: no row for %s", k)
 		}
@@ -279,8 +309,8 @@ func (nb *newBatch) read(br pgx.BatchResults) ([]int64, []Job, error) {
 		byKey[k] = byKey[k][1:]
 		ids = append(ids, x.id)
 		if x.claimed {
-			claimed = append(claimed, Job{ID: x.id, BatchID: x.batch, DisputeID: nb.disputeID, SolverPubkey: nb.solvers[i],
-				NotifType: nb.notifType, Period: nb.period, IdempotencyKey: k, Body: nb.body, BatchAt: nb.batchAt,
+			claimed = append(claimed, Job{ID: x.id, BatchID: x.batch, DisputeID: nb.disputeID, SolverPubkey: nb.Solvers[i],
+				NotifType: nb.Type, Period: nb.Period, IdempotencyKey: k, Body: nb.Body, BatchAt: nb.batchAt,
 				Attempts: 1, State: nb.state})
 		}
 	}
@@ -288,7 +318,7 @@ func (nb *newBatch) read(br pgx.BatchResults) ([]int64, []Job, error) {
 }
 
 // insertBatch queues one DM per solver (one batch) and returns the job ids
-// in solver order, and the jobs leased to the caller (nb.lease > 0).
+// in solver order, and the jobs leased to the caller (nb.Lease > 0).
 func insertBatch(ctx context.Context, tx pgx.Tx, nb newBatch) ([]int64, []Job, error) {
 	b := &pgx.Batch{}
 	nb.queue(b)
@@ -298,53 +328,6 @@ func insertBatch(ctx context.Context, tx pgx.Tx, nb newBatch) ([]int64, []Job, e
 		err = fmt.Errorf("insert jobs: %w", cerr)
 	}
 	return ids, claimed, err
-}
-
-// closeSessions ends every live mediation session of a dispute resolved by
-// Mostro (spec 10 §A6 step 4): superseded_by_human, then closed, each with
-// its audit event carrying the session's pinned bundle and policy hash.
-func closeSessions(ctx context.Context, tx pgx.Tx, disputeID string, rev event.Revision, now int64) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT session_id, prompt_bundle_id, policy_hash FROM mediation_sessions
-		WHERE dispute_id = $1 AND state NOT IN ('closed', 'summary_delivered', 'escalation_recommended', 'superseded_by_human')
-		ORDER BY started_at DESC, session_id FOR UPDATE`, disputeID)
-	if err != nil {
-		return nil, fmt.Errorf("find live sessions: %w", err)
-	}
-	type sess struct{ id, bundle, hash string }
-	live, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sess, error) {
-		var s sess
-		err := r.Scan(&s.id, &s.bundle, &s.hash)
-		return s, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find live sessions: %w", err)
-	}
-	var closed []string
-	for _, s := range live {
-		superseded := map[string]string{
-			"reason": "dispute_resolved_externally", "resolution_status": string(rev.Status),
-			"dispute_id": disputeID, "event_id": rev.EventID,
-		}
-		closedPayload := map[string]string{"reason": "dispute_resolved_externally", "dispute_id": disputeID}
-		for _, step := range []struct {
-			state, kind string
-			payload     map[string]string
-		}{
-			{"superseded_by_human", "superseded_by_human", superseded},
-			{"closed", "session_closed", closedPayload},
-		} {
-			if _, err := tx.Exec(ctx, `UPDATE mediation_sessions SET state = $2, last_transition_at = $3 WHERE session_id = $1`,
-				s.id, step.state, now); err != nil {
-				return nil, fmt.Errorf("close session: %w", err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO mediation_events (session_id, kind, payload_json, prompt_bundle_id, policy_hash, occurred_at)
-				VALUES ($1, $2, $3, $4, $5, $6)`, s.id, step.kind, step.payload, s.bundle, s.hash, now); err != nil {
-				return nil, fmt.Errorf("audit session closure: %w", err)
-			}
-		}
-		closed = append(closed, s.id)
-	}
-	return closed, nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -8,8 +8,15 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/serbero/serbero/pkg/notiflog"
 	"github.com/serbero/serbero/services/intakesvc/internal/lifecycle"
-	"github.com/serbero/serbero/services/intakesvc/internal/message"
+)
+
+// The notif_type values of the outbox (pkg/notiflog's vocabulary).
+const (
+	typeInitial        = string(notiflog.TypeInitial)
+	typeRenotification = string(notiflog.TypeRenotification)
+	typeAssignment     = string(notiflog.TypeAssignment)
 )
 
 // Job is one queued DM (an intake_notification_jobs row) with what the
@@ -156,9 +163,9 @@ type Completed struct {
 }
 
 // CompleteDelivered records many sent or skipped DMs in one transaction
-// of two round trips (CompleteJob does one failed attempt): each job is
-// finished with its notifications row (sent only), last_notified_at moves
-// on delivered initial and re-notification DMs, a new dispute whose
+// (CompleteJob does one failed attempt): each job is finished with its
+// notifications row (sent only, through pkg/notiflog), last_notified_at
+// moves on delivered initial and re-notification DMs, a new dispute whose
 // initial DM was delivered moves new -> notified (trigger
 // initial_notification: one history and feed row, reported on the batch's
 // first such job of the dispute), and the next pending job of each
@@ -166,6 +173,11 @@ type Completed struct {
 // completed before (by another worker or replica) is AlreadyDone and
 // writes nothing. items must not hold two jobs of one (dispute, solver)
 // (the second cannot be claimed before the first is done).
+//
+// Round trips: the pending jobs are locked and their notifications rows
+// written first (skipped when nothing was sent), then one statement
+// finishes the jobs and moves the disputes, then the feed rows go with
+// COMMIT.
 func (s *Store) CompleteDelivered(ctx context.Context, items []Delivered, now time.Time) ([]Completed, error) {
 	if len(items) == 0 {
 		return nil, nil
@@ -178,6 +190,7 @@ func (s *Store) CompleteDelivered(ctx context.Context, items []Delivered, now ti
 	ids, outcomes, ats := make([]int64, 0, len(items)), make([]string, 0, len(items)), make([]int64, 0, len(items))
 	pos := make([]int, 0, len(items))
 	seen := make(map[int64]bool, len(items))
+	var sent []int64
 	for i, it := range items {
 		if it.Outcome != OutcomeSent && it.Outcome != OutcomeSkipped {
 			return nil, fmt.Errorf("complete delivered: outcome %q", it.Outcome)
@@ -187,32 +200,39 @@ func (s *Store) CompleteDelivered(ctx context.Context, items []Delivered, now ti
 		}
 		seen[it.Job.ID] = true
 		at := now.Unix()
-		if it.Job.NotifType == message.TypeRenotification {
+		if it.Job.NotifType == typeRenotification {
 			at = it.Job.BatchAt
 		}
 		ids, outcomes, ats, pos = append(ids, it.Job.ID), append(outcomes, it.Outcome), append(ats, at), append(pos, i)
+		if it.Outcome == OutcomeSent {
+			sent = append(sent, it.Job.ID)
+		}
 	}
 	out := make([]Completed, len(items))
 	err := s.inTxTail(ctx, func(tx pgx.Tx) (int64, []pendingChange, error) {
 		for i := range out {
 			out[i] = Completed{CompleteResult: CompleteResult{AlreadyDone: true}}
 		}
-		// Notification ids are drawn first so the job row records its own
-		// in the same UPDATE (foreign keys are checked at the statement's
-		// end). Disputes are locked in id order (no deadlock between
-		// batches), after the jobs.
+		nids, err := recordSent(ctx, tx, sent, now.Unix())
+		if err != nil {
+			return 0, nil, err
+		}
+		nidOf := make([]*int64, len(ids))
+		for k, id := range ids {
+			if n, ok := nids[id]; ok {
+				nidOf[k] = &n
+			}
+		}
+		// Disputes are locked in id order (no deadlock between batches),
+		// after the jobs.
 		rows, err := tx.Query(ctx, `WITH input AS MATERIALIZED (
-				SELECT i.id, i.outcome, i.at, i.ord,
-					CASE WHEN i.outcome = 'sent' THEN nextval('notifications_id_seq') END AS nid
-				FROM unnest($1::bigint[], $2::text[], $3::bigint[]) WITH ORDINALITY AS i(id, outcome, at, ord)),
+				SELECT i.id, i.outcome, i.at, i.ord, i.nid
+				FROM unnest($1::bigint[], $2::text[], $3::bigint[], $6::bigint[]) WITH ORDINALITY AS i(id, outcome, at, nid, ord)),
 			job AS (
 				UPDATE intake_notification_jobs j SET done_at = now(), outcome = i.outcome, claimed_until = NULL,
 					notification_id = i.nid
 				FROM input i WHERE j.id = i.id AND j.done_at IS NULL
 				RETURNING j.id, j.dispute_id, j.solver_pubkey, j.notif_type, i.outcome, i.at, i.nid),
-			notif AS (
-				INSERT INTO notifications (id, dispute_id, solver_pubkey, sent_at, status, notif_type) OVERRIDING SYSTEM VALUE
-				SELECT nid, dispute_id, solver_pubkey, $4, 'sent', notif_type FROM job WHERE nid IS NOT NULL),
 			due AS (
 				SELECT dispute_id, max(at) AS at, min(id) FILTER (WHERE notif_type = 'initial') AS initial_job
 				FROM job WHERE outcome = 'sent' AND notif_type IN ('initial', 're-notification') GROUP BY dispute_id),
@@ -238,7 +258,7 @@ func (s *Store) CompleteDelivered(ctx context.Context, items []Delivered, now ti
 			FROM input i LEFT JOIN job ON job.id = i.id
 			LEFT JOIN upd u ON u.initial_job = job.id
 			LEFT JOIN trans t ON t.dispute_id = u.dispute_id`,
-			ids, outcomes, ats, now.Unix(), lifecycle.TriggerInitialNotification)
+			ids, outcomes, ats, now.Unix(), lifecycle.TriggerInitialNotification, nidOf)
 		if err != nil {
 			return 0, nil, fmt.Errorf("complete jobs: %w", err)
 		}
@@ -276,6 +296,53 @@ func (s *Store) CompleteDelivered(ctx context.Context, items []Delivered, now ti
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// recordSent locks the pending jobs among ids (in id order: the outbox
+// rows come before the disputes in the lock order) and writes one sent
+// notifications row for each, at sentAt; it returns each locked job's
+// notification id. Jobs already done are left out: they were recorded by
+// whoever finished them.
+func recordSent(ctx context.Context, tx pgx.Tx, ids []int64, sentAt int64) (map[int64]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT j.id, j.dispute_id, j.solver_pubkey, j.notif_type
+		FROM intake_notification_jobs j JOIN unnest($1::bigint[]) WITH ORDINALITY AS i(id, ord) ON i.id = j.id
+		WHERE j.done_at IS NULL ORDER BY i.ord FOR UPDATE OF j`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("lock jobs: %w", err)
+	}
+	type pending struct {
+		id              int64
+		dispute, solver string
+		notifType       string
+	}
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pending, error) {
+		var p pending
+		err := r.Scan(&p.id, &p.dispute, &p.solver, &p.notifType)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lock jobs: %w", err)
+	}
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	entries := make([]notiflog.Entry, len(jobs))
+	for i, j := range jobs {
+		entries[i] = notiflog.Entry{DisputeID: j.dispute, SolverPubkey: j.solver, SentAt: sentAt,
+			Status: notiflog.StatusSent, Type: notiflog.Type(j.notifType)}
+	}
+	nids, err := notiflog.RecordAll(ctx, tx, entries)
+	if err != nil {
+		return nil, fmt.Errorf("record notifications: %w", err)
+	}
+	out := make(map[int64]int64, len(jobs))
+	for i, j := range jobs {
+		out[j.id] = nids[i]
 	}
 	return out, nil
 }
@@ -333,13 +400,12 @@ func (s *Store) CompleteJob(ctx context.Context, job Job, outcome, errMsg string
 		unix := now.Unix()
 		var notifID *int64
 		if outcome != OutcomeSkipped {
-			var msg *string
+			e := notiflog.Entry{DisputeID: job.DisputeID, SolverPubkey: job.SolverPubkey, SentAt: unix,
+				Status: notiflog.Status(outcome), Type: notiflog.Type(job.NotifType)}
 			if outcome == OutcomeFailed {
-				msg = &errMsg
+				e.Error = errMsg
 			}
-			if err := tx.QueryRow(ctx, `INSERT INTO notifications (dispute_id, solver_pubkey, sent_at, status, error_message, notif_type)
-				VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-				job.DisputeID, job.SolverPubkey, unix, outcome, msg, job.NotifType).Scan(&res.NotificationID); err != nil {
+			if res.NotificationID, err = notiflog.Record(ctx, tx, e); err != nil {
 				return fmt.Errorf("record notification: %w", err)
 			}
 			notifID = &res.NotificationID
@@ -356,7 +422,7 @@ func (s *Store) CompleteJob(ctx context.Context, job Job, outcome, errMsg string
 			notification_id = $3, claimed_until = NULL WHERE id = $1`, job.ID, outcome, notifID); err != nil {
 			return fmt.Errorf("finish job: %w", err)
 		}
-		if job.NotifType == message.TypeAssignment {
+		if job.NotifType == typeAssignment {
 			return nil
 		}
 
@@ -364,7 +430,7 @@ func (s *Store) CompleteJob(ctx context.Context, job Job, outcome, errMsg string
 		switch outcome {
 		case OutcomeSent:
 			at := unix
-			if job.NotifType == message.TypeRenotification {
+			if job.NotifType == typeRenotification {
 				at = job.BatchAt
 			}
 			if d.LastNotifiedAt == nil || *d.LastNotifiedAt < at {
@@ -373,7 +439,7 @@ func (s *Store) CompleteJob(ctx context.Context, job Job, outcome, errMsg string
 					return fmt.Errorf("update last_notified_at: %w", err)
 				}
 			}
-			if job.NotifType == message.TypeInitial && d.LifecycleState == lifecycle.New {
+			if job.NotifType == typeInitial && d.LifecycleState == lifecycle.New {
 				tid, err := transition(ctx, tx, d, lifecycle.Notified, lifecycle.TriggerInitialNotification, unix)
 				if err != nil {
 					return err
@@ -401,101 +467,4 @@ func (s *Store) CompleteJob(ctx context.Context, job Job, outcome, errMsg string
 		return CompleteResult{}, err
 	}
 	return res, nil
-}
-
-// DueBatch is one notification batch created by ClaimDue.
-type DueBatch struct {
-	DisputeID string
-	NotifType string
-	Period    int64
-	JobIDs    []int64
-}
-
-// ClaimDue creates the notification batches due at now: a re-notification
-// to every solver in solvers for every notified dispute last notified (and
-// last claimed) more than renotifyAfter ago, and, when retrySolvers is not
-// empty, a new attempt of the initial notification to retrySolvers for
-// every new dispute whose last batch reached nobody (or that was recorded
-// while no solver was configured). retrySolvers are the solvers a DM can
-// be addressed to: a solver whose pubkey is invalid got its failed row at
-// the first attempt, and trying it again every tick would only add one
-// more; with none left, a new dispute stays new, untouched. A
-// re-notification batch is always a new period (new idempotency keys, body
-// with now's time_elapsed_seconds), including after a period that reached
-// nobody; an initial retry reuses period 0's keys and its unchanged body.
-// Rows are claimed with
-// FOR NO KEY UPDATE SKIP LOCKED and stamped in the same transaction, so concurrent
-// replicas never create two batches for one period. At most limit disputes
-// are claimed per call.
-func (s *Store) ClaimDue(ctx context.Context, now time.Time, renotifyAfter time.Duration, solvers []string,
-	retrySolvers []string, limit int) ([]DueBatch, error) {
-	if len(solvers) == 0 {
-		return nil, nil
-	}
-	unix := now.Unix()
-	cutoff := unix - int64(renotifyAfter/time.Second)
-	var out []DueBatch
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		out = nil
-		rows, err := tx.Query(ctx, `SELECT dispute_id, lifecycle_state, initiator_role, event_timestamp, notify_period
-			FROM disputes d
-			WHERE ((lifecycle_state = 'notified' AND last_notified_at < $1 AND (notify_claimed_at IS NULL OR notify_claimed_at < $1))
-			    OR ($2 AND lifecycle_state = 'new' AND notify_claimed_at IS NULL))
-			  AND NOT EXISTS (SELECT 1 FROM intake_notification_jobs j WHERE j.dispute_id = d.dispute_id
-			      AND j.done_at IS NULL AND j.notif_type IN ('initial', 're-notification'))
-			ORDER BY dispute_id LIMIT $3
-			FOR NO KEY UPDATE SKIP LOCKED`, cutoff, len(retrySolvers) > 0, limit)
-		if err != nil {
-			return fmt.Errorf("scan due disputes: %w", err)
-		}
-		type due struct {
-			id, state, initiator string
-			eventTS, period      int64
-		}
-		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (due, error) {
-			var d due
-			err := r.Scan(&d.id, &d.state, &d.initiator, &d.eventTS, &d.period)
-			return d, err
-		})
-		if err != nil {
-			return fmt.Errorf("scan due disputes: %w", err)
-		}
-		for _, d := range list {
-			b := DueBatch{DisputeID: d.id}
-			var body string
-			to := solvers
-			if d.state == string(lifecycle.New) {
-				to = retrySolvers
-				// The initial body never changes (initiator_role and
-				// event_timestamp are written once), so a retry under the
-				// same keys asks relaygw for the very same DM.
-				b.NotifType, b.Period = message.TypeInitial, 0
-				body = message.Initial(d.id, d.initiator, d.eventTS)
-			} else {
-				// Always a new period, with its own idempotency keys, even
-				// when the previous one reached nobody: its body carries
-				// this tick's time_elapsed_seconds (spec 10 §A8: retried
-				// next tick, elapsed counted from that tick), and relaygw
-				// refuses a key already used with another body.
-				b.NotifType, b.Period = message.TypeRenotification, d.period+1
-				body = message.Renotification(d.id, unix-d.eventTS)
-			}
-			ids, _, err := insertBatch(ctx, tx, newBatch{disputeID: d.id, notifType: b.NotifType, period: b.Period,
-				body: &body, solvers: to, batchAt: unix})
-			if err != nil {
-				return fmt.Errorf("queue %s: %w", b.NotifType, err)
-			}
-			b.JobIDs = ids
-			if _, err := tx.Exec(ctx, `UPDATE disputes SET notify_period = $2, notify_claimed_at = $3 WHERE dispute_id = $1`,
-				d.id, b.Period, unix); err != nil {
-				return fmt.Errorf("stamp batch: %w", err)
-			}
-			out = append(out, b)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }

@@ -2,13 +2,13 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/serbero/serbero/pkg/notiflog"
 	"github.com/serbero/serbero/services/intakesvc/internal/lifecycle"
 )
 
@@ -26,18 +26,14 @@ func (s *Store) GetDispute(ctx context.Context, disputeID string) (Dispute, []Tr
 	if err != nil {
 		return Dispute{}, nil, nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, dispute_id, solver_pubkey, sent_at, status, COALESCE(error_message, ''), notif_type
-		FROM notifications WHERE dispute_id = $1 ORDER BY id`, disputeID)
+	logged, err := notiflog.ByDispute(ctx, s.pool, disputeID)
 	if err != nil {
 		return Dispute{}, nil, nil, fmt.Errorf("read notifications: %w", err)
 	}
-	ns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) {
-		var n Notification
-		err := r.Scan(&n.ID, &n.DisputeID, &n.SolverPubkey, &n.SentAt, &n.Status, &n.ErrorMessage, &n.NotifType)
-		return n, err
-	})
-	if err != nil {
-		return Dispute{}, nil, nil, fmt.Errorf("read notifications: %w", err)
+	ns := make([]Notification, len(logged))
+	for i, n := range logged {
+		ns[i] = Notification{ID: n.ID, DisputeID: n.DisputeID, SolverPubkey: n.SolverPubkey, SentAt: n.SentAt,
+			Status: string(n.Status), ErrorMessage: n.Error, NotifType: string(n.Type)}
 	}
 	return d, ts, ns, nil
 }
@@ -116,39 +112,6 @@ func (s *Store) ListDisputes(ctx context.Context, f ListFilter) ([]Dispute, *Pag
 	list = list[:f.Limit]
 	last := list[len(list)-1]
 	return list, &PageKey{DetectedAt: last.DetectedAt, DisputeID: last.DisputeID}, nil
-}
-
-// ChangesAfter returns up to limit feed rows after cursor, in order.
-func (s *Store) ChangesAfter(ctx context.Context, cursor int64, limit int) ([]Change, error) {
-	rows, err := s.pool.Query(ctx, `SELECT c.id, c.dispute_id, c.kind, c.snapshot, c.changed_at,
-			t.id, t.dispute_id, COALESCE(t.from_state, ''), t.to_state, t.transitioned_at, COALESCE(t.trigger, '')
-		FROM dispute_changes c LEFT JOIN dispute_state_transitions t ON t.id = c.transition_id
-		WHERE c.id > $1 ORDER BY c.id LIMIT $2`, cursor, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read changes: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Change, error) {
-		var c Change
-		var snap []byte
-		var tid *int64
-		var tDispute, tFrom, tTo, tTrigger *string
-		var tAt *int64
-		if err := r.Scan(&c.ID, &c.DisputeID, &c.Kind, &snap, &c.ChangedAt, &tid, &tDispute, &tFrom, &tTo, &tAt, &tTrigger); err != nil {
-			return c, err
-		}
-		if err := json.Unmarshal(snap, &c.Dispute); err != nil {
-			return c, fmt.Errorf("decode snapshot %d: %w", c.ID, err)
-		}
-		if tid != nil {
-			c.Transition = &Transition{ID: *tid, DisputeID: *tDispute, From: lifecycle.State(*tFrom),
-				To: lifecycle.State(*tTo), TransitionedAt: *tAt, Trigger: *tTrigger}
-		}
-		return c, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read changes: %w", err)
-	}
-	return out, nil
 }
 
 // StateCounts counts disputes per lifecycle state (every state present,

@@ -1,13 +1,19 @@
-// Package store is intakesvc's Postgres access: the disputes, notifications
-// and transitions tables of the reference, the durable intake cursor, the DM
-// outbox (intake_notification_jobs) and the change feed (dispute_changes).
+// Package store is intakesvc's Postgres access, SQL only: the reference
+// daemon's disputes and dispute_state_transitions tables, the durable
+// intake cursor, the DM outbox (intake_notification_jobs), the change feed
+// (dispute_changes), the quarantine of events that can never be applied
+// (intake_quarantine) and the retention bookkeeping. Notification rows go
+// through pkg/notiflog. The store decides nothing: what a revision does
+// comes in as a Plan from the caller's Decider, the DMs of a re-notification
+// batch from a Composer; it only keeps the table rules that must hold in
+// the statement that writes (a lifecycle move is legal, a delivered initial
+// DM moves new -> notified). See docs/intake.md.
 //
-// Transaction boundaries (spec 10 §E, made stronger):
-//   - ApplyRevision: per-dispute advisory lock, the dispute row, its lifecycle
-//     transition and history row, the DMs it decides (outbox rows, leased to
-//     the caller by ApplyRevisionClaim), the closing of live mediation
-//     sessions, the change feed rows and the cursor advance all commit
-//     together or not at all.
+// Transaction boundaries:
+//   - ApplyRevision: per-dispute advisory lock, the dispute row, its
+//     lifecycle transition and history row, the DMs of the plan (outbox
+//     rows, a new dispute's leased to the caller), the change feed rows and
+//     the cursor advance all commit together or not at all.
 //   - CompleteDelivered (many DMs at once) and CompleteJob (one failed
 //     attempt): the notifications row, the outbox row's outcome, and
 //     new -> notified / last_notified_at commit together.
@@ -58,9 +64,6 @@ type Store struct {
 
 // New returns a Store on pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
-
-// Pool returns the pool (for LISTEN connections).
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Dispute is one disputes row. JSON names are the column names (the change
 // feed stores snapshots as JSON).

@@ -33,8 +33,8 @@ func (s *Store) RecordTakeIntent(ctx context.Context, disputeID string, until ti
 }
 
 // RecordTakeOutcome ends a take intent. When serberoPubkey is not empty the
-// take succeeded: disputes.assigned_solver becomes Serbero's pubkey (product
-// decision 4: the only case where the solver is known). Deferred assignment
+// take succeeded: disputes.assigned_solver becomes Serbero's pubkey (the
+// only case where the solver is known). Deferred assignment
 // DMs are released either way; their ids are returned.
 func (s *Store) RecordTakeOutcome(ctx context.Context, disputeID, serberoPubkey string) (Dispute, []int64, error) {
 	var out Dispute

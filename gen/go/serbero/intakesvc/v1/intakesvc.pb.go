@@ -99,6 +99,58 @@ func (LifecycleState) EnumDescriptor() ([]byte, []int) {
 	return file_serbero_intakesvc_v1_intakesvc_proto_rawDescGZIP(), []int{0}
 }
 
+// WatchErrorReason says why WatchDisputes refused a request (the reason of
+// its google.rpc.ErrorInfo detail, domain "serbero").
+type WatchErrorReason int32
+
+const (
+	// Not set.
+	WatchErrorReason_WATCH_ERROR_REASON_UNSPECIFIED WatchErrorReason = 0
+	// after_cursor is older than the changes retention kept: some changes
+	// after it are gone. Resume with after_cursor 0 and reconcile with
+	// ListDisputes.
+	WatchErrorReason_WATCH_ERROR_REASON_CURSOR_EXPIRED WatchErrorReason = 1
+)
+
+// Enum value maps for WatchErrorReason.
+var (
+	WatchErrorReason_name = map[int32]string{
+		0: "WATCH_ERROR_REASON_UNSPECIFIED",
+		1: "WATCH_ERROR_REASON_CURSOR_EXPIRED",
+	}
+	WatchErrorReason_value = map[string]int32{
+		"WATCH_ERROR_REASON_UNSPECIFIED":    0,
+		"WATCH_ERROR_REASON_CURSOR_EXPIRED": 1,
+	}
+)
+
+func (x WatchErrorReason) Enum() *WatchErrorReason {
+	p := new(WatchErrorReason)
+	*p = x
+	return p
+}
+
+func (x WatchErrorReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WatchErrorReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_serbero_intakesvc_v1_intakesvc_proto_enumTypes[1].Descriptor()
+}
+
+func (WatchErrorReason) Type() protoreflect.EnumType {
+	return &file_serbero_intakesvc_v1_intakesvc_proto_enumTypes[1]
+}
+
+func (x WatchErrorReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WatchErrorReason.Descriptor instead.
+func (WatchErrorReason) EnumDescriptor() ([]byte, []int) {
+	return file_serbero_intakesvc_v1_intakesvc_proto_rawDescGZIP(), []int{1}
+}
+
 // ChangeKind says what changed.
 type ChangeKind int32
 
@@ -142,11 +194,11 @@ func (x ChangeKind) String() string {
 }
 
 func (ChangeKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_serbero_intakesvc_v1_intakesvc_proto_enumTypes[1].Descriptor()
+	return file_serbero_intakesvc_v1_intakesvc_proto_enumTypes[2].Descriptor()
 }
 
 func (ChangeKind) Type() protoreflect.EnumType {
-	return &file_serbero_intakesvc_v1_intakesvc_proto_enumTypes[1]
+	return &file_serbero_intakesvc_v1_intakesvc_proto_enumTypes[2]
 }
 
 func (x ChangeKind) Number() protoreflect.EnumNumber {
@@ -155,7 +207,7 @@ func (x ChangeKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ChangeKind.Descriptor instead.
 func (ChangeKind) EnumDescriptor() ([]byte, []int) {
-	return file_serbero_intakesvc_v1_intakesvc_proto_rawDescGZIP(), []int{1}
+	return file_serbero_intakesvc_v1_intakesvc_proto_rawDescGZIP(), []int{2}
 }
 
 // TakeStage is a step of Serbero taking a dispute.
@@ -199,11 +251,11 @@ func (x TakeStage) String() string {
 }
 
 func (TakeStage) Descriptor() protoreflect.EnumDescriptor {
-	return file_serbero_intakesvc_v1_intakesvc_proto_enumTypes[2].Descriptor()
+	return file_serbero_intakesvc_v1_intakesvc_proto_enumTypes[3].Descriptor()
 }
 
 func (TakeStage) Type() protoreflect.EnumType {
-	return &file_serbero_intakesvc_v1_intakesvc_proto_enumTypes[2]
+	return &file_serbero_intakesvc_v1_intakesvc_proto_enumTypes[3]
 }
 
 func (x TakeStage) Number() protoreflect.EnumNumber {
@@ -212,7 +264,7 @@ func (x TakeStage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TakeStage.Descriptor instead.
 func (TakeStage) EnumDescriptor() ([]byte, []int) {
-	return file_serbero_intakesvc_v1_intakesvc_proto_rawDescGZIP(), []int{2}
+	return file_serbero_intakesvc_v1_intakesvc_proto_rawDescGZIP(), []int{3}
 }
 
 // Dispute is one row of the disputes table.
@@ -805,8 +857,16 @@ func (x *ListDisputesResponse) GetNextPageToken() string {
 // WatchDisputesRequest starts a change stream.
 type WatchDisputesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Deliver changes after this cursor; 0 means from the beginning.
-	AfterCursor   int64 `protobuf:"varint,1,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
+	// Deliver changes after this cursor; 0 means from the oldest change
+	// retention kept (a new consumer reconciles older state with
+	// ListDisputes).
+	AfterCursor int64 `protobuf:"varint,1,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
+	// A stable name of the consumer, e.g. "mediationsvc" (optional, at most
+	// 64 characters of a-z, 0-9, '.', '_', '-'). intakesvc records the
+	// after_cursor each named consumer last resumed from, and retention never
+	// removes a change a consumer seen within the retention period has not
+	// passed.
+	Consumer      string `protobuf:"bytes,2,opt,name=consumer,proto3" json:"consumer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -848,7 +908,19 @@ func (x *WatchDisputesRequest) GetAfterCursor() int64 {
 	return 0
 }
 
-// WatchDisputesResponse carries one change.
+func (x *WatchDisputesRequest) GetConsumer() string {
+	if x != nil {
+		return x.Consumer
+	}
+	return ""
+}
+
+// WatchDisputesResponse carries one change. A move to
+// LIFECYCLE_STATE_RESOLVED carries, in dispute, the revision that resolved
+// the dispute (newest_event_id: the kind 38386 event id) and its terminal
+// Mostro status (dispute_status: settled, released, seller-refunded or
+// cooperatively-canceled); the transition's trigger is
+// dispute_resolved_externally.
 type WatchDisputesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Position of this change; pass it back as after_cursor.
@@ -1033,6 +1105,226 @@ func (x *RecordSerberoTakeResponse) GetDispute() *Dispute {
 	return nil
 }
 
+// ListQuarantinedEventsRequest pages the quarantine.
+type ListQuarantinedEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Maximum number of events; default 100, at most 1000.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuarantinedEventsRequest) Reset() {
+	*x = ListQuarantinedEventsRequest{}
+	mi := &file_serbero_intakesvc_v1_intakesvc_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuarantinedEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuarantinedEventsRequest) ProtoMessage() {}
+
+func (x *ListQuarantinedEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_serbero_intakesvc_v1_intakesvc_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuarantinedEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListQuarantinedEventsRequest) Descriptor() ([]byte, []int) {
+	return file_serbero_intakesvc_v1_intakesvc_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListQuarantinedEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListQuarantinedEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// QuarantinedEvent is one dispute event set aside.
+type QuarantinedEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The kind 38386 event id, hex.
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// relaygw's stream position of the event (the last time it was seen).
+	Cursor int64 `protobuf:"varint,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// The event's d tag, cut to 256 characters; empty when it had none.
+	DisputeId string `protobuf:"bytes,3,opt,name=dispute_id,json=disputeId,proto3" json:"dispute_id,omitempty"`
+	// What kind of failure: data, constraint, limit, illegal_transition or
+	// invalid_plan.
+	Class string `protobuf:"bytes,4,opt,name=class,proto3" json:"class,omitempty"`
+	// The error, cut to 1,024 characters.
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When it was first set aside.
+	FirstSeenAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=first_seen_at,json=firstSeenAt,proto3" json:"first_seen_at,omitempty"`
+	// When it was last met (a replay of the stream meets it again).
+	LastSeenAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`
+	// How many times it was met.
+	SeenCount     int64 `protobuf:"varint,8,opt,name=seen_count,json=seenCount,proto3" json:"seen_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantinedEvent) Reset() {
+	*x = QuarantinedEvent{}
+	mi := &file_serbero_intakesvc_v1_intakesvc_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantinedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantinedEvent) ProtoMessage() {}
+
+func (x *QuarantinedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_serbero_intakesvc_v1_intakesvc_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantinedEvent.ProtoReflect.Descriptor instead.
+func (*QuarantinedEvent) Descriptor() ([]byte, []int) {
+	return file_serbero_intakesvc_v1_intakesvc_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *QuarantinedEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetCursor() int64 {
+	if x != nil {
+		return x.Cursor
+	}
+	return 0
+}
+
+func (x *QuarantinedEvent) GetDisputeId() string {
+	if x != nil {
+		return x.DisputeId
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetClass() string {
+	if x != nil {
+		return x.Class
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetFirstSeenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSeenAt
+	}
+	return nil
+}
+
+func (x *QuarantinedEvent) GetLastSeenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeenAt
+	}
+	return nil
+}
+
+func (x *QuarantinedEvent) GetSeenCount() int64 {
+	if x != nil {
+		return x.SeenCount
+	}
+	return 0
+}
+
+// ListQuarantinedEventsResponse is one page of the quarantine.
+type ListQuarantinedEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events, most recently seen first.
+	Events []*QuarantinedEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuarantinedEventsResponse) Reset() {
+	*x = ListQuarantinedEventsResponse{}
+	mi := &file_serbero_intakesvc_v1_intakesvc_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuarantinedEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuarantinedEventsResponse) ProtoMessage() {}
+
+func (x *ListQuarantinedEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_serbero_intakesvc_v1_intakesvc_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuarantinedEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListQuarantinedEventsResponse) Descriptor() ([]byte, []int) {
+	return file_serbero_intakesvc_v1_intakesvc_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListQuarantinedEventsResponse) GetEvents() []*QuarantinedEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListQuarantinedEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_serbero_intakesvc_v1_intakesvc_proto protoreflect.FileDescriptor
 
 const file_serbero_intakesvc_v1_intakesvc_proto_rawDesc = "" +
@@ -1088,9 +1380,10 @@ const file_serbero_intakesvc_v1_intakesvc_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"y\n" +
 	"\x14ListDisputesResponse\x129\n" +
 	"\bdisputes\x18\x01 \x03(\v2\x1d.serbero.intakesvc.v1.DisputeR\bdisputes\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"9\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"U\n" +
 	"\x14WatchDisputesRequest\x12!\n" +
-	"\fafter_cursor\x18\x01 \x01(\x03R\vafterCursor\"\xe0\x01\n" +
+	"\fafter_cursor\x18\x01 \x01(\x03R\vafterCursor\x12\x1a\n" +
+	"\bconsumer\x18\x02 \x01(\tR\bconsumer\"\xe0\x01\n" +
 	"\x15WatchDisputesResponse\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x03R\x06cursor\x124\n" +
 	"\x04kind\x18\x02 \x01(\x0e2 .serbero.intakesvc.v1.ChangeKindR\x04kind\x127\n" +
@@ -1105,7 +1398,26 @@ const file_serbero_intakesvc_v1_intakesvc_proto_rawDesc = "" +
 	"\n" +
 	"intent_ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\tintentTtl\"T\n" +
 	"\x19RecordSerberoTakeResponse\x127\n" +
-	"\adispute\x18\x01 \x01(\v2\x1d.serbero.intakesvc.v1.DisputeR\adispute*\xdd\x01\n" +
+	"\adispute\x18\x01 \x01(\v2\x1d.serbero.intakesvc.v1.DisputeR\adispute\"Z\n" +
+	"\x1cListQuarantinedEventsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\xaf\x02\n" +
+	"\x10QuarantinedEvent\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\x03R\x06cursor\x12\x1d\n" +
+	"\n" +
+	"dispute_id\x18\x03 \x01(\tR\tdisputeId\x12\x14\n" +
+	"\x05class\x18\x04 \x01(\tR\x05class\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12>\n" +
+	"\rfirst_seen_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vfirstSeenAt\x12<\n" +
+	"\flast_seen_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastSeenAt\x12\x1d\n" +
+	"\n" +
+	"seen_count\x18\b \x01(\x03R\tseenCount\"\x87\x01\n" +
+	"\x1dListQuarantinedEventsResponse\x12>\n" +
+	"\x06events\x18\x01 \x03(\v2&.serbero.intakesvc.v1.QuarantinedEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xdd\x01\n" +
 	"\x0eLifecycleState\x12\x1f\n" +
 	"\x1bLIFECYCLE_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LIFECYCLE_STATE_NEW\x10\x01\x12\x1c\n" +
@@ -1113,7 +1425,10 @@ const file_serbero_intakesvc_v1_intakesvc_proto_rawDesc = "" +
 	"\x15LIFECYCLE_STATE_TAKEN\x10\x03\x12\x1b\n" +
 	"\x17LIFECYCLE_STATE_WAITING\x10\x04\x12\x1d\n" +
 	"\x19LIFECYCLE_STATE_ESCALATED\x10\x05\x12\x1c\n" +
-	"\x18LIFECYCLE_STATE_RESOLVED\x10\x06*z\n" +
+	"\x18LIFECYCLE_STATE_RESOLVED\x10\x06*]\n" +
+	"\x10WatchErrorReason\x12\"\n" +
+	"\x1eWATCH_ERROR_REASON_UNSPECIFIED\x10\x00\x12%\n" +
+	"!WATCH_ERROR_REASON_CURSOR_EXPIRED\x10\x01*z\n" +
 	"\n" +
 	"ChangeKind\x12\x1b\n" +
 	"\x17CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -1124,13 +1439,14 @@ const file_serbero_intakesvc_v1_intakesvc_proto_rawDesc = "" +
 	"\x16TAKE_STAGE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11TAKE_STAGE_INTENT\x10\x01\x12\x18\n" +
 	"\x14TAKE_STAGE_SUCCEEDED\x10\x02\x12\x15\n" +
-	"\x11TAKE_STAGE_FAILED\x10\x032\xb9\x03\n" +
+	"\x11TAKE_STAGE_FAILED\x10\x032\xbc\x04\n" +
 	"\rIntakeService\x12_\n" +
 	"\n" +
 	"GetDispute\x12'.serbero.intakesvc.v1.GetDisputeRequest\x1a(.serbero.intakesvc.v1.GetDisputeResponse\x12e\n" +
 	"\fListDisputes\x12).serbero.intakesvc.v1.ListDisputesRequest\x1a*.serbero.intakesvc.v1.ListDisputesResponse\x12j\n" +
 	"\rWatchDisputes\x12*.serbero.intakesvc.v1.WatchDisputesRequest\x1a+.serbero.intakesvc.v1.WatchDisputesResponse0\x01\x12t\n" +
-	"\x11RecordSerberoTake\x12..serbero.intakesvc.v1.RecordSerberoTakeRequest\x1a/.serbero.intakesvc.v1.RecordSerberoTakeResponseBDZBgithub.com/serbero/serbero/gen/go/serbero/intakesvc/v1;intakesvcv1b\x06proto3"
+	"\x11RecordSerberoTake\x12..serbero.intakesvc.v1.RecordSerberoTakeRequest\x1a/.serbero.intakesvc.v1.RecordSerberoTakeResponse\x12\x80\x01\n" +
+	"\x15ListQuarantinedEvents\x122.serbero.intakesvc.v1.ListQuarantinedEventsRequest\x1a3.serbero.intakesvc.v1.ListQuarantinedEventsResponseBDZBgithub.com/serbero/serbero/gen/go/serbero/intakesvc/v1;intakesvcv1b\x06proto3"
 
 var (
 	file_serbero_intakesvc_v1_intakesvc_proto_rawDescOnce sync.Once
@@ -1144,64 +1460,73 @@ func file_serbero_intakesvc_v1_intakesvc_proto_rawDescGZIP() []byte {
 	return file_serbero_intakesvc_v1_intakesvc_proto_rawDescData
 }
 
-var file_serbero_intakesvc_v1_intakesvc_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_serbero_intakesvc_v1_intakesvc_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_serbero_intakesvc_v1_intakesvc_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_serbero_intakesvc_v1_intakesvc_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_serbero_intakesvc_v1_intakesvc_proto_goTypes = []any{
-	(LifecycleState)(0),               // 0: serbero.intakesvc.v1.LifecycleState
-	(ChangeKind)(0),                   // 1: serbero.intakesvc.v1.ChangeKind
-	(TakeStage)(0),                    // 2: serbero.intakesvc.v1.TakeStage
-	(*Dispute)(nil),                   // 3: serbero.intakesvc.v1.Dispute
-	(*Transition)(nil),                // 4: serbero.intakesvc.v1.Transition
-	(*Notification)(nil),              // 5: serbero.intakesvc.v1.Notification
-	(*GetDisputeRequest)(nil),         // 6: serbero.intakesvc.v1.GetDisputeRequest
-	(*GetDisputeResponse)(nil),        // 7: serbero.intakesvc.v1.GetDisputeResponse
-	(*ListDisputesRequest)(nil),       // 8: serbero.intakesvc.v1.ListDisputesRequest
-	(*ListDisputesResponse)(nil),      // 9: serbero.intakesvc.v1.ListDisputesResponse
-	(*WatchDisputesRequest)(nil),      // 10: serbero.intakesvc.v1.WatchDisputesRequest
-	(*WatchDisputesResponse)(nil),     // 11: serbero.intakesvc.v1.WatchDisputesResponse
-	(*RecordSerberoTakeRequest)(nil),  // 12: serbero.intakesvc.v1.RecordSerberoTakeRequest
-	(*RecordSerberoTakeResponse)(nil), // 13: serbero.intakesvc.v1.RecordSerberoTakeResponse
-	(*timestamppb.Timestamp)(nil),     // 14: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 15: google.protobuf.Duration
+	(LifecycleState)(0),                   // 0: serbero.intakesvc.v1.LifecycleState
+	(WatchErrorReason)(0),                 // 1: serbero.intakesvc.v1.WatchErrorReason
+	(ChangeKind)(0),                       // 2: serbero.intakesvc.v1.ChangeKind
+	(TakeStage)(0),                        // 3: serbero.intakesvc.v1.TakeStage
+	(*Dispute)(nil),                       // 4: serbero.intakesvc.v1.Dispute
+	(*Transition)(nil),                    // 5: serbero.intakesvc.v1.Transition
+	(*Notification)(nil),                  // 6: serbero.intakesvc.v1.Notification
+	(*GetDisputeRequest)(nil),             // 7: serbero.intakesvc.v1.GetDisputeRequest
+	(*GetDisputeResponse)(nil),            // 8: serbero.intakesvc.v1.GetDisputeResponse
+	(*ListDisputesRequest)(nil),           // 9: serbero.intakesvc.v1.ListDisputesRequest
+	(*ListDisputesResponse)(nil),          // 10: serbero.intakesvc.v1.ListDisputesResponse
+	(*WatchDisputesRequest)(nil),          // 11: serbero.intakesvc.v1.WatchDisputesRequest
+	(*WatchDisputesResponse)(nil),         // 12: serbero.intakesvc.v1.WatchDisputesResponse
+	(*RecordSerberoTakeRequest)(nil),      // 13: serbero.intakesvc.v1.RecordSerberoTakeRequest
+	(*RecordSerberoTakeResponse)(nil),     // 14: serbero.intakesvc.v1.RecordSerberoTakeResponse
+	(*ListQuarantinedEventsRequest)(nil),  // 15: serbero.intakesvc.v1.ListQuarantinedEventsRequest
+	(*QuarantinedEvent)(nil),              // 16: serbero.intakesvc.v1.QuarantinedEvent
+	(*ListQuarantinedEventsResponse)(nil), // 17: serbero.intakesvc.v1.ListQuarantinedEventsResponse
+	(*timestamppb.Timestamp)(nil),         // 18: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 19: google.protobuf.Duration
 }
 var file_serbero_intakesvc_v1_intakesvc_proto_depIdxs = []int32{
-	14, // 0: serbero.intakesvc.v1.Dispute.event_timestamp:type_name -> google.protobuf.Timestamp
-	14, // 1: serbero.intakesvc.v1.Dispute.detected_at:type_name -> google.protobuf.Timestamp
+	18, // 0: serbero.intakesvc.v1.Dispute.event_timestamp:type_name -> google.protobuf.Timestamp
+	18, // 1: serbero.intakesvc.v1.Dispute.detected_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: serbero.intakesvc.v1.Dispute.lifecycle_state:type_name -> serbero.intakesvc.v1.LifecycleState
-	14, // 3: serbero.intakesvc.v1.Dispute.last_notified_at:type_name -> google.protobuf.Timestamp
-	14, // 4: serbero.intakesvc.v1.Dispute.last_state_change:type_name -> google.protobuf.Timestamp
-	14, // 5: serbero.intakesvc.v1.Dispute.newest_event_created_at:type_name -> google.protobuf.Timestamp
-	14, // 6: serbero.intakesvc.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	18, // 3: serbero.intakesvc.v1.Dispute.last_notified_at:type_name -> google.protobuf.Timestamp
+	18, // 4: serbero.intakesvc.v1.Dispute.last_state_change:type_name -> google.protobuf.Timestamp
+	18, // 5: serbero.intakesvc.v1.Dispute.newest_event_created_at:type_name -> google.protobuf.Timestamp
+	18, // 6: serbero.intakesvc.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
 	0,  // 7: serbero.intakesvc.v1.Transition.from_state:type_name -> serbero.intakesvc.v1.LifecycleState
 	0,  // 8: serbero.intakesvc.v1.Transition.to_state:type_name -> serbero.intakesvc.v1.LifecycleState
-	14, // 9: serbero.intakesvc.v1.Transition.transitioned_at:type_name -> google.protobuf.Timestamp
-	14, // 10: serbero.intakesvc.v1.Notification.sent_at:type_name -> google.protobuf.Timestamp
-	3,  // 11: serbero.intakesvc.v1.GetDisputeResponse.dispute:type_name -> serbero.intakesvc.v1.Dispute
-	4,  // 12: serbero.intakesvc.v1.GetDisputeResponse.transitions:type_name -> serbero.intakesvc.v1.Transition
-	5,  // 13: serbero.intakesvc.v1.GetDisputeResponse.notifications:type_name -> serbero.intakesvc.v1.Notification
+	18, // 9: serbero.intakesvc.v1.Transition.transitioned_at:type_name -> google.protobuf.Timestamp
+	18, // 10: serbero.intakesvc.v1.Notification.sent_at:type_name -> google.protobuf.Timestamp
+	4,  // 11: serbero.intakesvc.v1.GetDisputeResponse.dispute:type_name -> serbero.intakesvc.v1.Dispute
+	5,  // 12: serbero.intakesvc.v1.GetDisputeResponse.transitions:type_name -> serbero.intakesvc.v1.Transition
+	6,  // 13: serbero.intakesvc.v1.GetDisputeResponse.notifications:type_name -> serbero.intakesvc.v1.Notification
 	0,  // 14: serbero.intakesvc.v1.ListDisputesRequest.states:type_name -> serbero.intakesvc.v1.LifecycleState
-	14, // 15: serbero.intakesvc.v1.ListDisputesRequest.detected_after:type_name -> google.protobuf.Timestamp
-	14, // 16: serbero.intakesvc.v1.ListDisputesRequest.detected_before:type_name -> google.protobuf.Timestamp
-	3,  // 17: serbero.intakesvc.v1.ListDisputesResponse.disputes:type_name -> serbero.intakesvc.v1.Dispute
-	1,  // 18: serbero.intakesvc.v1.WatchDisputesResponse.kind:type_name -> serbero.intakesvc.v1.ChangeKind
-	3,  // 19: serbero.intakesvc.v1.WatchDisputesResponse.dispute:type_name -> serbero.intakesvc.v1.Dispute
-	4,  // 20: serbero.intakesvc.v1.WatchDisputesResponse.transition:type_name -> serbero.intakesvc.v1.Transition
-	2,  // 21: serbero.intakesvc.v1.RecordSerberoTakeRequest.stage:type_name -> serbero.intakesvc.v1.TakeStage
-	15, // 22: serbero.intakesvc.v1.RecordSerberoTakeRequest.intent_ttl:type_name -> google.protobuf.Duration
-	3,  // 23: serbero.intakesvc.v1.RecordSerberoTakeResponse.dispute:type_name -> serbero.intakesvc.v1.Dispute
-	6,  // 24: serbero.intakesvc.v1.IntakeService.GetDispute:input_type -> serbero.intakesvc.v1.GetDisputeRequest
-	8,  // 25: serbero.intakesvc.v1.IntakeService.ListDisputes:input_type -> serbero.intakesvc.v1.ListDisputesRequest
-	10, // 26: serbero.intakesvc.v1.IntakeService.WatchDisputes:input_type -> serbero.intakesvc.v1.WatchDisputesRequest
-	12, // 27: serbero.intakesvc.v1.IntakeService.RecordSerberoTake:input_type -> serbero.intakesvc.v1.RecordSerberoTakeRequest
-	7,  // 28: serbero.intakesvc.v1.IntakeService.GetDispute:output_type -> serbero.intakesvc.v1.GetDisputeResponse
-	9,  // 29: serbero.intakesvc.v1.IntakeService.ListDisputes:output_type -> serbero.intakesvc.v1.ListDisputesResponse
-	11, // 30: serbero.intakesvc.v1.IntakeService.WatchDisputes:output_type -> serbero.intakesvc.v1.WatchDisputesResponse
-	13, // 31: serbero.intakesvc.v1.IntakeService.RecordSerberoTake:output_type -> serbero.intakesvc.v1.RecordSerberoTakeResponse
-	28, // [28:32] is the sub-list for method output_type
-	24, // [24:28] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	18, // 15: serbero.intakesvc.v1.ListDisputesRequest.detected_after:type_name -> google.protobuf.Timestamp
+	18, // 16: serbero.intakesvc.v1.ListDisputesRequest.detected_before:type_name -> google.protobuf.Timestamp
+	4,  // 17: serbero.intakesvc.v1.ListDisputesResponse.disputes:type_name -> serbero.intakesvc.v1.Dispute
+	2,  // 18: serbero.intakesvc.v1.WatchDisputesResponse.kind:type_name -> serbero.intakesvc.v1.ChangeKind
+	4,  // 19: serbero.intakesvc.v1.WatchDisputesResponse.dispute:type_name -> serbero.intakesvc.v1.Dispute
+	5,  // 20: serbero.intakesvc.v1.WatchDisputesResponse.transition:type_name -> serbero.intakesvc.v1.Transition
+	3,  // 21: serbero.intakesvc.v1.RecordSerberoTakeRequest.stage:type_name -> serbero.intakesvc.v1.TakeStage
+	19, // 22: serbero.intakesvc.v1.RecordSerberoTakeRequest.intent_ttl:type_name -> google.protobuf.Duration
+	4,  // 23: serbero.intakesvc.v1.RecordSerberoTakeResponse.dispute:type_name -> serbero.intakesvc.v1.Dispute
+	18, // 24: serbero.intakesvc.v1.QuarantinedEvent.first_seen_at:type_name -> google.protobuf.Timestamp
+	18, // 25: serbero.intakesvc.v1.QuarantinedEvent.last_seen_at:type_name -> google.protobuf.Timestamp
+	16, // 26: serbero.intakesvc.v1.ListQuarantinedEventsResponse.events:type_name -> serbero.intakesvc.v1.QuarantinedEvent
+	7,  // 27: serbero.intakesvc.v1.IntakeService.GetDispute:input_type -> serbero.intakesvc.v1.GetDisputeRequest
+	9,  // 28: serbero.intakesvc.v1.IntakeService.ListDisputes:input_type -> serbero.intakesvc.v1.ListDisputesRequest
+	11, // 29: serbero.intakesvc.v1.IntakeService.WatchDisputes:input_type -> serbero.intakesvc.v1.WatchDisputesRequest
+	13, // 30: serbero.intakesvc.v1.IntakeService.RecordSerberoTake:input_type -> serbero.intakesvc.v1.RecordSerberoTakeRequest
+	15, // 31: serbero.intakesvc.v1.IntakeService.ListQuarantinedEvents:input_type -> serbero.intakesvc.v1.ListQuarantinedEventsRequest
+	8,  // 32: serbero.intakesvc.v1.IntakeService.GetDispute:output_type -> serbero.intakesvc.v1.GetDisputeResponse
+	10, // 33: serbero.intakesvc.v1.IntakeService.ListDisputes:output_type -> serbero.intakesvc.v1.ListDisputesResponse
+	12, // 34: serbero.intakesvc.v1.IntakeService.WatchDisputes:output_type -> serbero.intakesvc.v1.WatchDisputesResponse
+	14, // 35: serbero.intakesvc.v1.IntakeService.RecordSerberoTake:output_type -> serbero.intakesvc.v1.RecordSerberoTakeResponse
+	17, // 36: serbero.intakesvc.v1.IntakeService.ListQuarantinedEvents:output_type -> serbero.intakesvc.v1.ListQuarantinedEventsResponse
+	32, // [32:37] is the sub-list for method output_type
+	27, // [27:32] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_serbero_intakesvc_v1_intakesvc_proto_init() }
@@ -1214,8 +1539,8 @@ func file_serbero_intakesvc_v1_intakesvc_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serbero_intakesvc_v1_intakesvc_proto_rawDesc), len(file_serbero_intakesvc_v1_intakesvc_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   11,
+			NumEnums:      4,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

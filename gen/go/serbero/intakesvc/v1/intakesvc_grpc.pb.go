@@ -22,10 +22,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IntakeService_GetDispute_FullMethodName        = "/serbero.intakesvc.v1.IntakeService/GetDispute"
-	IntakeService_ListDisputes_FullMethodName      = "/serbero.intakesvc.v1.IntakeService/ListDisputes"
-	IntakeService_WatchDisputes_FullMethodName     = "/serbero.intakesvc.v1.IntakeService/WatchDisputes"
-	IntakeService_RecordSerberoTake_FullMethodName = "/serbero.intakesvc.v1.IntakeService/RecordSerberoTake"
+	IntakeService_GetDispute_FullMethodName            = "/serbero.intakesvc.v1.IntakeService/GetDispute"
+	IntakeService_ListDisputes_FullMethodName          = "/serbero.intakesvc.v1.IntakeService/ListDisputes"
+	IntakeService_WatchDisputes_FullMethodName         = "/serbero.intakesvc.v1.IntakeService/WatchDisputes"
+	IntakeService_RecordSerberoTake_FullMethodName     = "/serbero.intakesvc.v1.IntakeService/RecordSerberoTake"
+	IntakeService_ListQuarantinedEvents_FullMethodName = "/serbero.intakesvc.v1.IntakeService/ListQuarantinedEvents"
 )
 
 // IntakeServiceClient is the client API for IntakeService service.
@@ -42,7 +43,11 @@ type IntakeServiceClient interface {
 	ListDisputes(ctx context.Context, in *ListDisputesRequest, opts ...grpc.CallOption) (*ListDisputesResponse, error)
 	// WatchDisputes streams every change to a dispute (detection and each
 	// lifecycle transition) after the given cursor, then follows new changes
-	// as they commit. A consumer that restarts passes its last cursor.
+	// as they commit. A consumer that restarts passes its last cursor. A
+	// cursor older than the changes retention kept fails with
+	// FAILED_PRECONDITION and WATCH_ERROR_REASON_CURSOR_EXPIRED (never a
+	// silent gap). The stream ends with UNAVAILABLE when the server stops:
+	// reconnect with the last cursor.
 	WatchDisputes(ctx context.Context, in *WatchDisputesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchDisputesResponse], error)
 	// RecordSerberoTake tells intakesvc that Serbero itself is taking, has
 	// taken, or failed to take a dispute (mediationsvc calls it around its
@@ -53,6 +58,11 @@ type IntakeServiceClient interface {
 	// TAKE_STAGE_SUCCEEDED (they then name Serbero), TAKE_STAGE_FAILED or the
 	// intent's expiry (they then say unknown).
 	RecordSerberoTake(ctx context.Context, in *RecordSerberoTakeRequest, opts ...grpc.CallOption) (*RecordSerberoTakeResponse, error)
+	// ListQuarantinedEvents lists the dispute events intakesvc set aside
+	// because applying them failed for good (the database refuses them
+	// whatever the retry), most recently seen first. The intake stream moved
+	// on past each of them.
+	ListQuarantinedEvents(ctx context.Context, in *ListQuarantinedEventsRequest, opts ...grpc.CallOption) (*ListQuarantinedEventsResponse, error)
 }
 
 type intakeServiceClient struct {
@@ -112,6 +122,16 @@ func (c *intakeServiceClient) RecordSerberoTake(ctx context.Context, in *RecordS
 	return out, nil
 }
 
+func (c *intakeServiceClient) ListQuarantinedEvents(ctx context.Context, in *ListQuarantinedEventsRequest, opts ...grpc.CallOption) (*ListQuarantinedEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListQuarantinedEventsResponse)
+	err := c.cc.Invoke(ctx, IntakeService_ListQuarantinedEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IntakeServiceServer is the server API for IntakeService service.
 // All implementations must embed UnimplementedIntakeServiceServer
 // for forward compatibility.
@@ -126,7 +146,11 @@ type IntakeServiceServer interface {
 	ListDisputes(context.Context, *ListDisputesRequest) (*ListDisputesResponse, error)
 	// WatchDisputes streams every change to a dispute (detection and each
 	// lifecycle transition) after the given cursor, then follows new changes
-	// as they commit. A consumer that restarts passes its last cursor.
+	// as they commit. A consumer that restarts passes its last cursor. A
+	// cursor older than the changes retention kept fails with
+	// FAILED_PRECONDITION and WATCH_ERROR_REASON_CURSOR_EXPIRED (never a
+	// silent gap). The stream ends with UNAVAILABLE when the server stops:
+	// reconnect with the last cursor.
 	WatchDisputes(*WatchDisputesRequest, grpc.ServerStreamingServer[WatchDisputesResponse]) error
 	// RecordSerberoTake tells intakesvc that Serbero itself is taking, has
 	// taken, or failed to take a dispute (mediationsvc calls it around its
@@ -137,6 +161,11 @@ type IntakeServiceServer interface {
 	// TAKE_STAGE_SUCCEEDED (they then name Serbero), TAKE_STAGE_FAILED or the
 	// intent's expiry (they then say unknown).
 	RecordSerberoTake(context.Context, *RecordSerberoTakeRequest) (*RecordSerberoTakeResponse, error)
+	// ListQuarantinedEvents lists the dispute events intakesvc set aside
+	// because applying them failed for good (the database refuses them
+	// whatever the retry), most recently seen first. The intake stream moved
+	// on past each of them.
+	ListQuarantinedEvents(context.Context, *ListQuarantinedEventsRequest) (*ListQuarantinedEventsResponse, error)
 	mustEmbedUnimplementedIntakeServiceServer()
 }
 
@@ -158,6 +187,9 @@ func (UnimplementedIntakeServiceServer) WatchDisputes(*WatchDisputesRequest, grp
 }
 func (UnimplementedIntakeServiceServer) RecordSerberoTake(context.Context, *RecordSerberoTakeRequest) (*RecordSerberoTakeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecordSerberoTake not implemented")
+}
+func (UnimplementedIntakeServiceServer) ListQuarantinedEvents(context.Context, *ListQuarantinedEventsRequest) (*ListQuarantinedEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListQuarantinedEvents not implemented")
 }
 func (UnimplementedIntakeServiceServer) mustEmbedUnimplementedIntakeServiceServer() {}
 func (UnimplementedIntakeServiceServer) testEmbeddedByValue()                       {}
@@ -245,6 +277,24 @@ func _IntakeService_RecordSerberoTake_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IntakeService_ListQuarantinedEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListQuarantinedEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).ListQuarantinedEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_ListQuarantinedEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).ListQuarantinedEvents(ctx, req.(*ListQuarantinedEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IntakeService_ServiceDesc is the grpc.ServiceDesc for IntakeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -263,6 +313,10 @@ var IntakeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecordSerberoTake",
 			Handler:    _IntakeService_RecordSerberoTake_Handler,
+		},
+		{
+			MethodName: "ListQuarantinedEvents",
+			Handler:    _IntakeService_ListQuarantinedEvents_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,4 +1,9 @@
-package engine
+// Package metrics holds intakesvc's Prometheus collectors
+// (serbero_intakesvc_*): one counter per log event the reference daemon
+// names, the per-state gauge, the intake cursor, the DM latency histogram,
+// and the counters of quarantined events, backfilled events and retention.
+// Every unit of intakesvc records into the one *Metrics the service builds.
+package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,16 +28,26 @@ type Metrics struct {
 	Transitions           *prometheus.CounterVec
 	Assignments           prometheus.Counter
 	ResolvedExternally    prometheus.Counter
-	SessionsSuperseded    prometheus.Counter
 	RenotificationTicks   prometheus.Counter
 	RenotificationBatches *prometheus.CounterVec
 	Disputes              *prometheus.GaugeVec
 	Cursor                prometheus.Gauge
 	DetectToSent          prometheus.Histogram
+	// Quarantined counts events set aside because applying them failed
+	// for good, by class (see docs/intake.md#poison-events).
+	Quarantined *prometheus.CounterVec
+	// Backfilled counts events relaygw marked as backfill, by what
+	// happened to them: notified (still initiated) or silent.
+	Backfilled *prometheus.CounterVec
+	// RetentionDeleted counts rows removed by the retention job, by table.
+	RetentionDeleted *prometheus.CounterVec
+	// RetentionRuns counts retention runs, by result (done, skipped: another
+	// replica held the lock, failed).
+	RetentionRuns *prometheus.CounterVec
 }
 
-// NewMetrics registers the collectors on reg (nil: not registered).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// New registers the collectors on reg (nil: not registered).
+func New(reg prometheus.Registerer) *Metrics {
 	const ns, sub = "serbero", "intakesvc"
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help})
@@ -55,7 +70,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Transitions:           counterVec("state_transitions_total", "Lifecycle transitions (state_transition), by from and to state.", "from", "to"),
 		Assignments:           counter("assignments_detected_total", "Disputes observed taken (assignment_detected)."),
 		ResolvedExternally:    counter("disputes_resolved_externally_total", "Disputes Mostro reported resolved (dispute_resolved_externally)."),
-		SessionsSuperseded:    counter("mediation_sessions_superseded_total", "Live mediation sessions closed by an external resolution (mediation_session_superseded)."),
 		RenotificationTicks:   counter("renotification_ticks_total", "Re-notification timer ticks (renotification_tick)."),
 		RenotificationBatches: counterVec("notification_batches_claimed_total", "Notification batches claimed by the timer, by notif_type (re-notification, or initial for a retry).", "notif_type"),
 		Disputes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "disputes",
@@ -65,6 +79,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		DetectToSent: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "dm_latency_seconds", Help: "Time from queuing a DM (in the transaction that decided it) to relaygw's answer, per attempt.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
+		Quarantined: counterVec("events_quarantined_total",
+			"Dispute events that can never be applied, set aside in intake_quarantine so the stream moves on, by class.", "class"),
+		Backfilled: counterVec("backfill_events_total",
+			"Dispute events from relaygw's first-start backfill window, by outcome (notified: still initiated; silent: recorded without DMs).", "outcome"),
+		RetentionDeleted: counterVec("retention_rows_deleted_total",
+			"Rows removed by the retention job, by table.", "table"),
+		RetentionRuns: counterVec("retention_runs_total",
+			"Retention runs, by result (done, skipped: another replica was running it, failed).", "result"),
 	}
 	for _, st := range lifecycle.States {
 		m.Disputes.WithLabelValues(string(st))
@@ -72,8 +94,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.EventsReceived, m.EventsRejected, m.Detected, m.DuplicateSkips, m.StaleRevisions,
 			m.UnknownStatuses, m.PersistenceFailures, m.IllegalTransitions, m.NotificationsSent, m.NotificationsFailed,
-			m.NotificationsSkipped, m.Transitions, m.Assignments, m.ResolvedExternally, m.SessionsSuperseded,
-			m.RenotificationTicks, m.RenotificationBatches, m.Disputes, m.Cursor, m.DetectToSent)
+			m.NotificationsSkipped, m.Transitions, m.Assignments, m.ResolvedExternally,
+			m.RenotificationTicks, m.RenotificationBatches, m.Disputes, m.Cursor, m.DetectToSent,
+			m.Quarantined, m.Backfilled, m.RetentionDeleted, m.RetentionRuns)
 	}
 	return m
 }
