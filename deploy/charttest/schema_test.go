@@ -46,6 +46,11 @@ func TestWrongValuesFail(t *testing.T) {
 		{"config typo", []string{"--set", "config.escalation.enable=true"}, "'enable' not allowed"},
 		{"integers are integers", []string{"--set", "config.timeouts.renotification_seconds=soon"}, "/config/timeouts/renotification_seconds"},
 		{"gift-wrap lookback floor", []string{"--set", "config.relaygw.giftwrap_lookback_seconds=3600"}, "/config/relaygw/giftwrap_lookback_seconds"},
+		{"backfill is not negative", []string{"--set", "config.relaygw.dispute_backfill_seconds=-1"}, "/config/relaygw/dispute_backfill_seconds"},
+		{"retention is not negative", []string{"--set", "config.relaygw.retention_days=-1"}, "/config/relaygw/retention_days"},
+		{"retention runs are paced", []string{"--set", "config.relaygw.retention_interval_seconds=0"}, "/config/relaygw/retention_interval_seconds"},
+		{"intake retention is not negative", []string{"--set", "config.intakesvc.retention_days=-1"}, "/config/intakesvc/retention_days"},
+		{"intake retention runs are paced", []string{"--set", "config.intakesvc.retention_interval_seconds=0"}, "/config/intakesvc/retention_interval_seconds"},
 		{"replicas are numbers", []string{"--set", "escalationsvc.replicas=two"}, "/escalationsvc/replicas"},
 		{"probe action belongs to the chart", []string{"--set", "defaults.livenessProbe.httpGet.port=80"}, "'httpGet' not allowed"},
 		{"unknown top-level key", []string{"--set", "replicaCount=3"}, "'replicaCount' not allowed"},
@@ -83,6 +88,8 @@ func TestRightValuesPass(t *testing.T) {
 		{"--set", "defaults.terminationGracePeriodSeconds=16"},
 		{"--set", "serviceAccount.create=false", "--set", "serviceAccount.name=serbero-sa"},
 		{"--set", "config.relays[0].url=ws://relay.internal:7777"},
+		{"--set", "config.relaygw.dispute_backfill_seconds=86400", "--set", "config.relaygw.retention_days=30", "--set", "config.relaygw.retention_interval_seconds=600"},
+		{"--set", "config.intakesvc.retention_days=0", "--set", "config.intakesvc.retention_interval_seconds=600"},
 		{"--set", "migrations.enabled=false", "--set", "networkPolicy.enabled=false"},
 	} {
 		_, err := helmTemplate(t, append(append([]string{}, minimal...), args...)...)

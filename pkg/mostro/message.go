@@ -164,7 +164,7 @@ func (m Message) MarshalJSON() ([]byte, error) { return m.Encode() }
 func (m *Message) UnmarshalJSON(b []byte) error {
 	var outer map[string]json.RawMessage
 	if err := json.Unmarshal(b, &outer); err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformedMessage, err)
+		return fmt.Errorf("%w: %w", ErrMalformedMessage, err)
 	}
 	if len(outer) != 1 {
 		return fmt.Errorf("%w: want one wrapper key, got %d", ErrMalformedMessage, len(outer))
@@ -197,7 +197,7 @@ func decodeKind(raw []byte) (MessageKind, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&w); err != nil {
-		return MessageKind{}, fmt.Errorf("%w: %v", ErrMalformedMessage, err)
+		return MessageKind{}, fmt.Errorf("%w: %w", ErrMalformedMessage, err)
 	}
 	var k MessageKind
 	if w.Version == nil {
@@ -225,7 +225,7 @@ func decodeKind(raw []byte) (MessageKind, error) {
 	if w.ID != nil {
 		id, err := NormalizeUUID(*w.ID)
 		if err != nil {
-			return MessageKind{}, fmt.Errorf("%w: id: %v", ErrMalformedMessage, err)
+			return MessageKind{}, fmt.Errorf("%w: id: %w", ErrMalformedMessage, err)
 		}
 		k.ID = id
 	}

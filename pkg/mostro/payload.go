@@ -245,7 +245,7 @@ func (p *Peer) appendEncode(dst []byte) []byte {
 func decodePayload(raw []byte) (*Payload, error) {
 	var outer map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &outer); err != nil {
-		return nil, fmt.Errorf("%w: payload: %v", ErrMalformedMessage, err)
+		return nil, fmt.Errorf("%w: payload: %w", ErrMalformedMessage, err)
 	}
 	if len(outer) != 1 {
 		return nil, fmt.Errorf("%w: payload: want one variant key, got %d", ErrMalformedMessage, len(outer))
@@ -278,7 +278,7 @@ func decodePayload(raw []byte) (*Payload, error) {
 			p.Raw = append(json.RawMessage(nil), val...)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: payload %s: %v", ErrMalformedMessage, name, err)
+			return nil, fmt.Errorf("%w: payload %s: %w", ErrMalformedMessage, name, err)
 		}
 	}
 	return &p, nil

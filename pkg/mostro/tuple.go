@@ -81,7 +81,7 @@ func appendSig(dst []byte, sig string) []byte {
 func DecodeTuple(b []byte) (Tuple, error) {
 	var arr []json.RawMessage
 	if err := json.Unmarshal(b, &arr); err != nil {
-		return Tuple{}, fmt.Errorf("%w: tuple: %v", ErrMalformedMessage, err)
+		return Tuple{}, fmt.Errorf("%w: tuple: %w", ErrMalformedMessage, err)
 	}
 	if len(arr) != 2 && len(arr) != 3 {
 		return Tuple{}, fmt.Errorf("%w: tuple has %d elements", ErrMalformedMessage, len(arr))
@@ -93,7 +93,7 @@ func DecodeTuple(b []byte) (Tuple, error) {
 	t := Tuple{Message: msg, MessageJSON: arr[0], Len: len(arr)}
 	var sig *string
 	if err := json.Unmarshal(arr[1], &sig); err != nil {
-		return Tuple{}, fmt.Errorf("%w: tuple signature: %v", ErrMalformedMessage, err)
+		return Tuple{}, fmt.Errorf("%w: tuple signature: %w", ErrMalformedMessage, err)
 	}
 	if sig != nil {
 		t.Signature = *sig

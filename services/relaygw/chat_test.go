@@ -229,7 +229,7 @@ func TestChatLinesSurviveACutBeforeTheEndOfStoredEvents(t *testing.T) {
 		}
 		return false
 	}
-	s, cancel := streamChat(t, h, 0, buyer.Pubkey()) // registers the channel
+	_, cancel := streamChat(t, h, 0, buyer.Pubkey()) // registers the channel
 	h.Relay.WaitFor(t, wait, "relaygw's v2 chat subscription", relaygwV2)
 	cancel()
 	// Lines stored while relaygw is down. It then starts with the channel
@@ -251,7 +251,7 @@ func TestChatLinesSurviveACutBeforeTheEndOfStoredEvents(t *testing.T) {
 	h.Restart(t)
 	h.Relay.WaitFor(t, wait, "relaygw's v2 chat subscription", relaygwV2)
 
-	s, _ = streamChat(t, h, 0, buyer.Pubkey())
+	s, _ := streamChat(t, h, 0, buyer.Pubkey())
 	require.Equal(t, "newer line", s.next(t).GetContent())
 	// A live line is handled after the newer one: once it is streamed, cut.
 	buyer.Say("live line")

@@ -8,14 +8,16 @@ import (
 	"time"
 
 	"github.com/serbero/serbero/pkg/mostro/giftwrap"
+	"github.com/serbero/serbero/pkg/nostrkey"
 )
 
 // Config is what relaygw reads from the configuration file. The runner
 // maps the shared file onto it (internal/runner/relaygw.go); tests build it
 // directly from DefaultConfig. Durations are whole seconds in the file.
 type Config struct {
-	// MostroPubkey is the Mostro node's public key, 64 lowercase hex
-	// characters ([mostro].pubkey, normalised by the config loader).
+	// MostroPubkey is the Mostro node's public key ([mostro].pubkey): 64
+	// hex characters in any case or an npub, of a point on secp256k1. New
+	// uses its normalised form (nostrkey.Normalize: lowercase hex).
 	MostroPubkey string
 	// Relays are the relay URLs ([[relays]].url), in order. None is a
 	// warning, not an error: relaygw runs and every send is undelivered.
@@ -88,8 +90,10 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if !lowerHex64(c.MostroPubkey) {
-		bad("[mostro].pubkey must be 64 lowercase hex characters (got %q)", c.MostroPubkey)
+	if strings.TrimSpace(c.MostroPubkey) == "" {
+		bad("[mostro].pubkey is required")
+	} else if _, err := nostrkey.Normalize(c.MostroPubkey); err != nil {
+		bad("[mostro].pubkey %q: %w", c.MostroPubkey, err)
 	}
 	for i, r := range c.Relays {
 		u, err := url.Parse(strings.TrimSpace(r))
@@ -128,17 +132,4 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// lowerHex64 is the form the config loader normalises [mostro].pubkey to.
-func lowerHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

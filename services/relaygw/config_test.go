@@ -1,6 +1,7 @@
 package relaygw_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +10,9 @@ import (
 	"github.com/serbero/serbero/pkg/mostro/keys"
 	"github.com/serbero/serbero/services/relaygw"
 )
+
+// nip19Npub is NIP-19's example npub (a point on the curve).
+const nip19Npub = "npub180cvv07tjdrrgpa0j7j7tmnyl2yr6yr7l8j4s3evf6u64th6gkwsyjh6w6"
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
@@ -24,9 +28,10 @@ func TestConfigValidate(t *testing.T) {
 		mutate func(*relaygw.Config)
 		want   string
 	}{
-		{"NoMostro", func(c *relaygw.Config) { c.MostroPubkey = "" }, "[mostro].pubkey must be 64 lowercase hex"},
+		{"NoMostro", func(c *relaygw.Config) { c.MostroPubkey = "" }, "[mostro].pubkey is required"},
+		{"ShortMostro", func(c *relaygw.Config) { c.MostroPubkey = c.MostroPubkey[2:] }, "[mostro].pubkey"},
+		{"OffCurveMostro", func(c *relaygw.Config) { c.MostroPubkey = strings.Repeat("f", 64) }, "not a point on secp256k1"},
 		{"NegativeDisputeBackfill", func(c *relaygw.Config) { c.DisputeBackfill = -time.Second }, "[relaygw].dispute_backfill_seconds must not be negative"},
-		{"UppercaseMostro", func(c *relaygw.Config) { c.MostroPubkey = "AB" + c.MostroPubkey[2:] }, "[mostro].pubkey"},
 		{"HTTPRelay", func(c *relaygw.Config) { c.Relays = []string{"https://relay.example"} }, "relays[0].url"},
 		{"ShortLookback", func(c *relaygw.Config) { c.GiftWrapLookback = time.Hour }, "giftwrap_lookback_seconds must be at least 172800"},
 		{"ZeroPublishTimeout", func(c *relaygw.Config) { c.PublishTimeout = 0 }, "publish_timeout_seconds must be positive"},
@@ -48,6 +53,14 @@ func TestConfigValidate(t *testing.T) {
 		c := valid()
 		c.Retention = relaygw.RetentionConfig{}
 		require.NoError(t, c.Validate())
+	})
+	t.Run("MostroPubkeyAsWritten", func(t *testing.T) {
+		t.Parallel()
+		for _, pk := range []string{strings.ToUpper(valid().MostroPubkey), " " + valid().MostroPubkey + "\n", nip19Npub} {
+			c := valid()
+			c.MostroPubkey = pk
+			require.NoError(t, c.Validate(), "%q: any case, white space, npub (New normalises)", pk)
+		}
 	})
 	t.Run("NoRelaysIsValid", func(t *testing.T) {
 		t.Parallel()

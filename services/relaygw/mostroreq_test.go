@@ -78,7 +78,7 @@ func TestTakeDisputeRoundTrip(t *testing.T) {
 
 			req := m.WaitRequest(t, mostro.ActionAdminTakeDispute, d.ID, wait)
 			require.Equal(t, h.Serbero.PublicKey(), req.Identity)
-			require.Equal(t, int(tt.cfg.ProtocolVersion), req.Version)
+			require.Equal(t, tt.cfg.ProtocolVersion, req.Version)
 			require.Equal(t, resp.GetRequestEventId(), req.EventID)
 			require.Equal(t, h.Serbero.PublicKey(), m.Dispute(d.ID).Solver)
 			require.GreaterOrEqual(t, pow.LeadingZeroBits(resp.GetRequestEventId()), int(tt.wantFirstPoW))

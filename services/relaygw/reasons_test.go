@@ -60,6 +60,7 @@ func TestSendFailuresCarryTypedReasons(t *testing.T) {
 	}{
 		{"DMBadRecipient", dm("npub1nope", "x", "k1"), codes.InvalidArgument, invalidRecipient, true},
 		{"DMOffCurveRecipient", dm(strings.Repeat("f", 64), "x", "k2"), codes.InvalidArgument, invalidRecipient, true},
+		{"DMOffCurveRecipientFirst", dm(strings.Repeat("f", 64), "x", ""), codes.InvalidArgument, invalidRecipient, true},
 		{"DMNoKey", dm(solver, "x", ""), codes.InvalidArgument, invalidKey, true},
 		{"DMLongKey", dm(solver, "x", strings.Repeat("k", 257)), codes.InvalidArgument, invalidKey, true},
 		{"DMNulInKey", dm(solver, "x", "a\x00b"), codes.InvalidArgument, invalidKey, true},

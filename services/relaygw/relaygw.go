@@ -15,6 +15,7 @@ import (
 
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/config"
+	"github.com/serbero/serbero/pkg/nostrkey"
 	"github.com/serbero/serbero/services/relaygw/devrelay"
 	"github.com/serbero/serbero/services/relaygw/internal/chat"
 	"github.com/serbero/serbero/services/relaygw/internal/disputes"
@@ -83,7 +84,10 @@ func New(deps Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("relaygw: configuration: %w", err)
 	}
-	mostroPK := cfg.MostroPubkey
+	mostroPK, err := nostrkey.Normalize(cfg.MostroPubkey)
+	if err != nil { // Validate accepted it: cannot happen
+		return nil, fmt.Errorf("relaygw: [mostro].pubkey: %w", err)
+	}
 	if deps.Stopping == nil {
 		deps.Stopping = context.Background()
 	}

@@ -364,6 +364,21 @@ func TestDisputeStream(t *testing.T) {
 	})
 }
 
+// [mostro].pubkey given as an npub (or in upper case) is normalised: the
+// node's events are accepted and streamed under its hex key.
+func TestDisputeStreamMostroPubkeyAsNpub(t *testing.T) {
+	t.Parallel()
+	m := keys.Generate()
+	npub, err := nip19.EncodePublicKey(m.PublicKey())
+	require.NoError(t, err)
+	h := relaygwtest.Start(t, relaygwtest.Options{Mostro: m, Config: func(c *relaygw.Config) { c.MostroPubkey = npub }})
+	d := h.PublishAsMostro(t, disputeEvent(uuid.NewString(), "initiated", nostr.Now()))
+	col, _ := streamDisputes(t, h, 0)
+	got := col.next(t)
+	require.Equal(t, d.ID, got.GetEventId())
+	require.Equal(t, m.PublicKey(), got.GetPubkey())
+}
+
 func TestDisputeStreamRefusesWhatARelayMustNotDeliver(t *testing.T) {
 	t.Parallel()
 	h := relaygwtest.Start(t, relaygwtest.Options{})

@@ -193,7 +193,7 @@ func Unwrap(wrap nostr.Event, recipient keys.Keys) (Opened, error) {
 	}
 	ck, err := recipient.ConversationKey(wrap.PubKey)
 	if err != nil {
-		return Opened{}, fmt.Errorf("%w: wrap pubkey: %v", ErrNotForMe, err)
+		return Opened{}, fmt.Errorf("%w: wrap pubkey: %w", ErrNotForMe, err)
 	}
 	sealJSON, err := nip44.Decrypt(wrap.Content, ck)
 	if err != nil {
@@ -201,7 +201,7 @@ func Unwrap(wrap nostr.Event, recipient keys.Keys) (Opened, error) {
 	}
 	var seal nostr.Event
 	if err := json.Unmarshal([]byte(sealJSON), &seal); err != nil {
-		return Opened{}, fmt.Errorf("%w: seal is not an event: %v", ErrMalformed, err)
+		return Opened{}, fmt.Errorf("%w: seal is not an event: %w", ErrMalformed, err)
 	}
 	if seal.Kind != nostr.KindSeal {
 		return Opened{}, fmt.Errorf("%w: seal kind %d", ErrMalformed, seal.Kind)
@@ -212,15 +212,15 @@ func Unwrap(wrap nostr.Event, recipient keys.Keys) (Opened, error) {
 	seal.ID = seal.GetID()
 	ck2, err := recipient.ConversationKey(seal.PubKey)
 	if err != nil {
-		return Opened{}, fmt.Errorf("%w: seal pubkey: %v", ErrMalformed, err)
+		return Opened{}, fmt.Errorf("%w: seal pubkey: %w", ErrMalformed, err)
 	}
 	rumorJSON, err := nip44.Decrypt(seal.Content, ck2)
 	if err != nil {
-		return Opened{}, fmt.Errorf("%w: rumor does not decrypt: %v", ErrMalformed, err)
+		return Opened{}, fmt.Errorf("%w: rumor does not decrypt: %w", ErrMalformed, err)
 	}
 	var rumor nostr.Event
 	if err := json.Unmarshal([]byte(rumorJSON), &rumor); err != nil {
-		return Opened{}, fmt.Errorf("%w: rumor is not an event: %v", ErrMalformed, err)
+		return Opened{}, fmt.Errorf("%w: rumor is not an event: %w", ErrMalformed, err)
 	}
 	if !keys.ValidPubkey(rumor.PubKey) {
 		return Opened{}, fmt.Errorf("%w: rumor pubkey", ErrMalformed)

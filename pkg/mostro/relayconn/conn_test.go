@@ -220,7 +220,8 @@ func TestSubscribeDeliversInRelayOrder(t *testing.T) {
 	live := signedNote(t, "live")
 	p.send(t, []any{"EVENT", id, live})
 	evs := takeAll(t, sub, 3, true)
-	require.Equal(t, sent, []string{evs[0].ID, evs[1].ID, evs[2].ID})
+	got := []string{evs[0].ID, evs[1].ID, evs[2].ID}
+	require.Equal(t, sent, got, "events arrive in the order the relay sent them")
 	require.Equal(t, live.ID, takeAll(t, sub, 1, false)[0].ID)
 
 	sub.Close()

@@ -246,7 +246,7 @@ func OpenV1(evt nostr.Event, receiver keys.Keys, opts OpenOptions) (Received, er
 	case errors.Is(err, giftwrap.ErrNotForMe):
 		return Received{}, ErrNotForMe
 	case err != nil:
-		return Received{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return Received{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	kind := o.Rumor.Kind
 	if kind != mostro.KindTextNote && !(opts.AcceptRumorKind14 && kind == mostro.KindDirect) {
@@ -254,7 +254,7 @@ func OpenV1(evt nostr.Event, receiver keys.Keys, opts OpenOptions) (Received, er
 	}
 	t, err := mostro.DecodeTuple([]byte(o.Rumor.Content))
 	if err != nil {
-		return Received{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return Received{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if t.Len != 2 {
 		return Received{}, fmt.Errorf("%w: v1 tuple has %d elements", ErrMalformed, t.Len)
@@ -293,7 +293,7 @@ func OpenV2(evt nostr.Event, receiver keys.Keys) (Received, error) {
 	}
 	t, err := mostro.DecodeTuple([]byte(plain))
 	if err != nil {
-		return Received{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return Received{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if t.Len != 3 {
 		return Received{}, fmt.Errorf("%w: v2 tuple has %d elements", ErrMalformed, t.Len)

@@ -123,7 +123,7 @@ func TestInfoEvent(t *testing.T) {
 	require.Equal(t, 9, info.PoWFirstContact)
 	require.Equal(t, "0.18.5", info.MostroVersion)
 	require.Equal(t, m.Pubkey(), stored[0].Tags.GetD())
-	require.Equal(t, "", stored[0].Content)
+	require.Empty(t, stored[0].Content)
 
 	// An old node: no protocol_version tag (means v1), first contact = pow.
 	old := m.Reconfigure(func(c *fakemostro.Config) {
@@ -150,7 +150,7 @@ func TestDisputeRevisions(t *testing.T) {
 		ev := revs[i]
 		require.Equal(t, mostro.KindDispute, ev.Kind)
 		require.Equal(t, m.Pubkey(), ev.PubKey)
-		require.Equal(t, "", ev.Content)
+		require.Empty(t, ev.Content)
 		names := make([]string, len(ev.Tags))
 		for j, tag := range ev.Tags {
 			names[j] = tag[0]

@@ -271,7 +271,7 @@ func (s *Solver) unwrap(wrap *nostr.Event) (Message, string) {
 	if rumor.Kind != nostr.KindDirectMessage {
 		return Message{}, fmt.Sprintf("rumor kind %d, want 14", rumor.Kind)
 	}
-	if p := rumor.Tags.GetFirst([]string{"p", s.pk}); p == nil {
+	if rumor.Tags.FindWithValue("p", s.pk) == nil {
 		return Message{}, "rumor has no p tag naming the recipient"
 	}
 	return Message{

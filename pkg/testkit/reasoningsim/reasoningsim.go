@@ -301,7 +301,11 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	content := reply.Content
 	if content == "" {
-		content = render(rec.Op, reply)
+		var err error
+		if content, err = render(rec.Op, reply); err != nil {
+			writeError(w, http.StatusInternalServerError, "", "simulator_error", "the simulator could not encode its reply: "+err.Error())
+			return
+		}
 	}
 	if reply.RetryAfter != "" {
 		w.Header().Set("Retry-After", reply.RetryAfter)
@@ -314,20 +318,20 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	for _, m := range req.Messages {
 		prompt += len(m.Content)/4 + 1
 	}
-	resp := map[string]any{
-		"id":      fmt.Sprintf("simcmpl-%d", id),
-		"object":  "chat.completion",
-		"created": time.Now().Unix(),
-		"model":   req.Model,
-		"choices": []any{map[string]any{
-			"index":         0,
-			"message":       map[string]any{"role": "assistant", "content": content},
-			"finish_reason": "stop",
+	completion := len(content)/4 + 1
+	resp := completionResponse{
+		ID:      fmt.Sprintf("simcmpl-%d", id),
+		Object:  "chat.completion",
+		Created: time.Now().Unix(),
+		Model:   req.Model,
+		Choices: []completionChoice{{
+			Index:        0,
+			Message:      completionMessage{Role: "assistant", Content: content},
+			FinishReason: "stop",
 		}},
-		"usage": map[string]any{"prompt_tokens": prompt, "completion_tokens": len(content)/4 + 1, "total_tokens": prompt + len(content)/4 + 1},
+		Usage: completionUsage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion},
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(resp)
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // classifyRequest tells the operation and dispute of a request.
@@ -378,10 +382,68 @@ func writeError(w http.ResponseWriter, status int, retryAfter, code, msg string)
 	if retryAfter != "" {
 		w.Header().Set("Retry-After", retryAfter)
 	}
+	writeJSON(w, status, errorResponse{Error: errorBody{Message: msg, Type: code, Code: code}})
+}
+
+// writeJSON sends v with status. A value that does not encode is a 500 in
+// plain text; a failed write means the client went away, with no one left
+// to tell.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "the simulator could not encode its answer: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg, "type": code, "code": code}})
+	_, _ = w.Write(append(b, '\n'))
 }
+
+// The wire shapes of the answers: typed, so encoding them cannot fail.
+type (
+	completionResponse struct {
+		ID      string             `json:"id"`
+		Object  string             `json:"object"`
+		Created int64              `json:"created"`
+		Model   string             `json:"model"`
+		Choices []completionChoice `json:"choices"`
+		Usage   completionUsage    `json:"usage"`
+	}
+	completionChoice struct {
+		Index        int               `json:"index"`
+		Message      completionMessage `json:"message"`
+		FinishReason string            `json:"finish_reason"`
+	}
+	completionMessage struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	}
+	completionUsage struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+		TotalTokens      int `json:"total_tokens"`
+	}
+	errorResponse struct {
+		Error errorBody `json:"error"`
+	}
+	errorBody struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+	}
+	// classification is the classify answer; fields in the order the
+	// earlier map encoding produced (alphabetical).
+	classification struct {
+		BuyerClarification    string   `json:"buyer_clarification,omitempty"`
+		Classification        string   `json:"classification"`
+		Confidence            float64  `json:"confidence"`
+		Flags                 []string `json:"flags"`
+		Rationale             string   `json:"rationale"`
+		SellerClarification   string   `json:"seller_clarification,omitempty"`
+		SuggestedAction       string   `json:"suggested_action"`
+		SuggestedActionDetail string   `json:"suggested_action_detail,omitempty"`
+	}
+)
 
 // Default texts of the presets.
 const (
@@ -394,13 +456,14 @@ const (
 	DefaultNextStep = "Solver should review both confirmations and complete the trade in Mostro as they see fit."
 )
 
-func render(op string, r Reply) string {
+// render is the message content of reply r to operation op.
+func render(op string, r Reply) (string, error) {
 	switch op {
 	case OpHealth:
-		return "pong"
+		return "pong", nil
 	case OpSummarize:
 		if r.Kind == KindMalformed {
-			return "RATIONALE: markers in the wrong order\nSUGGESTED_NEXT_STEP: none"
+			return "RATIONALE: markers in the wrong order\nSUGGESTED_NEXT_STEP: none", nil
 		}
 		summary, step := r.SummaryText, r.NextStep
 		if summary == "" {
@@ -413,22 +476,21 @@ func render(op string, r Reply) string {
 		if rationale == "" {
 			rationale = "simulated: both parties' accounts agree"
 		}
-		return summary + "\nSUGGESTED_NEXT_STEP: " + step + "\nRATIONALE: " + rationale
+		return summary + "\nSUGGESTED_NEXT_STEP: " + step + "\nRATIONALE: " + rationale, nil
 	}
 	if r.Kind == KindMalformed {
-		return "I think this dispute is probably fine, but I am not going to answer in JSON."
+		return "I think this dispute is probably fine, but I am not going to answer in JSON.", nil
 	}
-	out := map[string]any{"flags": []string{}}
-	conf := 0.7
+	out := classification{Flags: []string{}}
 	switch r.Kind {
 	case KindSummarize:
-		out["classification"], out["suggested_action"], conf = "coordination_failure_resolvable", "summarize", 0.9
+		out.Classification, out.SuggestedAction, out.Confidence = "coordination_failure_resolvable", "summarize", 0.9
 	case KindEscalate:
-		out["classification"], out["suggested_action"], conf = "not_suitable_for_mediation", "escalate", 0.9
-		out["suggested_action_detail"] = "simulated escalation"
+		out.Classification, out.SuggestedAction, out.Confidence = "not_suitable_for_mediation", "escalate", 0.9
+		out.SuggestedActionDetail = "simulated escalation"
 	case KindFraud:
-		out["classification"], out["suggested_action"], conf = "suspected_fraud", "escalate", 0.95
-		out["flags"] = []string{"fraud_risk"}
+		out.Classification, out.SuggestedAction, out.Confidence = "suspected_fraud", "escalate", 0.95
+		out.Flags = []string{"fraud_risk"}
 	default:
 		buyer, seller := r.BuyerText, r.SellerText
 		if buyer == "" {
@@ -437,23 +499,26 @@ func render(op string, r Reply) string {
 		if seller == "" {
 			seller = DefaultSellerText
 		}
-		out["classification"], out["suggested_action"], conf = "unclear", "ask_clarification", 0.6
-		out["buyer_clarification"], out["seller_clarification"] = buyer, seller
+		out.Classification, out.SuggestedAction, out.Confidence = "unclear", "ask_clarification", 0.6
+		out.BuyerClarification, out.SellerClarification = buyer, seller
 	}
 	if r.Classification != "" {
-		out["classification"] = r.Classification
+		out.Classification = r.Classification
 	}
 	if r.Confidence != nil {
-		conf = *r.Confidence
+		out.Confidence = *r.Confidence
 	}
 	if r.Flags != nil {
-		out["flags"] = r.Flags
+		out.Flags = r.Flags
 	}
-	out["confidence"] = conf
-	out["rationale"] = r.Rationale
+	out.Rationale = r.Rationale
 	if r.Rationale == "" {
-		out["rationale"] = "simulated " + r.Kind + " rationale"
+		out.Rationale = "simulated " + r.Kind + " rationale"
 	}
-	b, _ := json.Marshal(out)
-	return string(b)
+	b, err := json.Marshal(out)
+	if err != nil {
+		// Only a confidence of NaN or ±Inf (set from Go) gets here.
+		return "", fmt.Errorf("encode classification: %w", err)
+	}
+	return string(b), nil
 }

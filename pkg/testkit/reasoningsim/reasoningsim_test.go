@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,7 +28,8 @@ func post(t *testing.T, url, user string, jsonMode bool) answer {
 	if jsonMode {
 		req["response_format"] = map[string]string{"type": "json_object"}
 	}
-	b, _ := json.Marshal(req)
+	b, err := json.Marshal(req)
+	require.NoError(t, err)
 	r, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/v1/chat/completions", strings.NewReader(string(b)))
 	require.NoError(t, err)
 	r.Header.Set("Authorization", "Bearer k")
@@ -92,6 +94,7 @@ func TestScriptPerDispute(t *testing.T) {
 	require.Equal(t, 429, a.status)
 	require.Equal(t, "2", a.retryAfter)
 	require.Contains(t, post(t, srv.URL, classify("d-429"), true).content, "summarize")
+	//nolint:testifylint // scripted content is passed through byte for byte, not re-encoded: JSONEq would not see a rewrite
 	require.Equal(t, `{"classification":"unclear"}`, post(t, srv.URL, classify("d-raw"), true).content)
 	require.Contains(t, post(t, srv.URL, classify("d-other"), true).content, "ask_clarification", "default script")
 	require.Equal(t, "pong", post(t, srv.URL, "ping", false).content)
@@ -119,8 +122,22 @@ func TestKeyAndDelay(t *testing.T) {
 	r, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/chat/completions",
 		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":`+string(must(json.Marshal(classify("slow"))))+`}],"response_format":{"type":"json_object"}}`))
 	require.NoError(t, err)
-	_, err = http.DefaultClient.Do(r)
+	resp, err := http.DefaultClient.Do(r)
+	if err == nil {
+		resp.Body.Close()
+	}
 	require.ErrorIs(t, err, context.DeadlineExceeded, "a slow reply holds the answer back")
+}
+
+func TestUnencodableReplyIsAnError(t *testing.T) {
+	t.Parallel()
+	sim := reasoningsim.New(reasoningsim.Script{})
+	nan := math.NaN()
+	sim.ScriptDispute("d-nan", reasoningsim.Replies{Classify: []reasoningsim.Reply{{Kind: reasoningsim.KindSummarize, Confidence: &nan}}})
+	srv := httptest.NewServer(sim.Handler())
+	defer srv.Close()
+	a := post(t, srv.URL, classify("d-nan"), true)
+	require.Equal(t, http.StatusInternalServerError, a.status, "a reply that cannot be encoded is a server error, not an empty answer")
 }
 
 func TestParseScriptStrict(t *testing.T) {

@@ -291,7 +291,7 @@ func (i *Ingest) Stream(ctx context.Context, after int64, send func(Event) error
 		evs, err := i.store.DisputeEventsAfter(ctx, pos, batch)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return nil //nolint:nilerr // the stream ends with ctx (nil, as documented); a read it cut short is no failure
 			}
 			i.log.Warn("dispute stream: reading the store failed; retrying", "error", err, "after_cursor", pos)
 			if !sleep(ctx, backoff) {

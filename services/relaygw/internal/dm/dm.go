@@ -26,9 +26,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/serbero/serbero/pkg/apperr"
-	"github.com/serbero/serbero/pkg/config"
 	mdm "github.com/serbero/serbero/pkg/mostro/dm"
 	"github.com/serbero/serbero/pkg/mostro/keys"
+	"github.com/serbero/serbero/pkg/nostrkey"
 	"github.com/serbero/serbero/services/relaygw/internal/identity"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
 	"github.com/serbero/serbero/services/relaygw/internal/reason"
@@ -93,9 +93,10 @@ type Result struct {
 	Results   []pool.Result
 }
 
-// Send sends body to recipient (hex or npub) at most once per key.
+// Send sends body to recipient (hex or npub, a point on secp256k1) at most
+// once per key. A recipient that is no such key is refused first.
 func (s *Sender) Send(ctx context.Context, recipient, body, key string) (Result, error) {
-	pk, err := config.NormalizePubkey(recipient)
+	pk, err := nostrkey.Normalize(recipient)
 	if err != nil {
 		return Result{}, errBadRecipient
 	}
@@ -111,8 +112,8 @@ func (s *Sender) Send(ctx context.Context, recipient, body, key string) (Result,
 	// Common path first: build and insert. A key seen before loses the
 	// insert and its stored wrap is used instead (the wrap built here is
 	// discarded, never published).
-	wrap, err := mdm.Wrap(s.id.Keys(), pk, body, mdm.Options{}) // also checks pk is a curve point
-	if errors.Is(err, keys.ErrInvalidPubkey) {
+	wrap, err := mdm.Wrap(s.id.Keys(), pk, body, mdm.Options{})
+	if errors.Is(err, keys.ErrInvalidPubkey) { // Normalize checked the curve already; kept typed all the same
 		return Result{}, errBadRecipient
 	}
 	if err != nil {

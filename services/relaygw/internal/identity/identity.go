@@ -33,7 +33,7 @@ type Identity struct {
 // Load parses the secret (hex or nsec).
 func Load(secret config.Secret) (*Identity, error) {
 	if !secret.IsSet() {
-		return nil, errors.New("Serbero's private key is required ([serbero].private_key, SERBERO_PRIVATE_KEY or SERBERO_PRIVATE_KEY_FILE)")
+		return nil, errors.New("the serbero private key is required ([serbero].private_key, SERBERO_PRIVATE_KEY or SERBERO_PRIVATE_KEY_FILE)")
 	}
 	k, err := keys.Parse(secret.Reveal())
 	if err != nil {

@@ -127,7 +127,7 @@ func (c *conn) loop(ctx context.Context) {
 		connCtx, endConn := context.WithCancel(ctx)
 		c.mu.Lock()
 		c.relay = r
-		c.connCtx = connCtx
+		c.connCtx = connCtx //nolint:fatcontext // derived from ctx (not from the previous c.connCtx) and ended by endConn before the next round
 		c.connectedSince = time.Now()
 		c.mu.Unlock()
 		if m := c.pool.opts.Metrics; m != nil {

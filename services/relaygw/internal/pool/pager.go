@@ -107,8 +107,7 @@ func (p *pager) next() (f nostr.Filter, ok bool) {
 		return p.page(p.boundary - 1), true
 	}
 	p.maxPage = max(p.maxPage, n)
-	switch {
-	case !p.started || oldest < p.boundary:
+	if !p.started || oldest < p.boundary {
 		p.started = true
 		p.boundary = oldest
 		p.atBoundary = make(map[string]struct{}, len(oldIDs))

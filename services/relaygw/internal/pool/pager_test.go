@@ -101,7 +101,7 @@ func TestPager(t *testing.T) {
 					inWindow++
 				}
 			}
-			require.Equal(t, inWindow-tt.missing, len(seen), "every reachable event of the window is read")
+			require.Len(t, seen, inWindow-tt.missing, "every reachable event of the window is read")
 			require.Equal(t, tt.wantREQs, reqs)
 			require.Equal(t, tt.skipped, skipped)
 			require.False(t, p.truncated)
