@@ -22,6 +22,7 @@ package disputes
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -205,25 +206,29 @@ func (i *Ingest) logStart(st store.DisputeStart, created, hasCursor bool) {
 }
 
 // startRecord returns the start record if known (loading it when not
-// cached yet).
-func (i *Ingest) startRecord(ctx context.Context) (store.DisputeStart, bool) {
+// cached yet). ok is false when none was ever recorded (events stored before
+// first starts were recorded: none is backfill); err is a failed read.
+func (i *Ingest) startRecord(ctx context.Context) (_ store.DisputeStart, ok bool, _ error) {
 	i.mu.Lock()
 	if i.start != nil {
 		st := *i.start
 		i.mu.Unlock()
-		return st, true
+		return st, true, nil
 	}
 	i.mu.Unlock()
 	st, ok, err := i.store.GetDisputeStart(ctx)
-	if err != nil || !ok {
-		return store.DisputeStart{}, false
+	if err != nil {
+		return store.DisputeStart{}, false, fmt.Errorf("read the dispute subscription's start: %w", err)
+	}
+	if !ok {
+		return store.DisputeStart{}, false, nil
 	}
 	i.mu.Lock()
 	if i.start == nil {
 		i.start = &st
 	}
 	i.mu.Unlock()
-	return st, true
+	return st, true, nil
 }
 
 // Handle checks a batch of delivered events and stores the good ones in one
@@ -300,11 +305,23 @@ func (i *Ingest) Stream(ctx context.Context, after int64, send func(Event) error
 			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
-		backoff = 100 * time.Millisecond
 		var st store.DisputeStart
 		if len(evs) > 0 {
-			st, _ = i.startRecord(ctx)
+			// Which events are backfill depends on the start record: never
+			// guess (false would notify solvers about history).
+			if st, _, err = i.startRecord(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil //nolint:nilerr // the stream ends with ctx (nil, as documented)
+				}
+				i.log.Warn("dispute stream: reading the start record failed; retrying", "error", err, "after_cursor", pos)
+				if !sleep(ctx, backoff) {
+					return nil
+				}
+				backoff = min(2*backoff, 2*time.Second)
+				continue
+			}
 		}
+		backoff = 100 * time.Millisecond
 		for _, e := range evs {
 			if err := send(Event{DisputeEvent: e, Backfill: int64(e.Event.CreatedAt) < st.StartedAt}); err != nil {
 				return err
