@@ -183,6 +183,9 @@ func TestAttemptTimeout(t *testing.T) {
 	obs := &retries{}
 	p := fast(2, obs)
 	p.Timeout = 150 * time.Millisecond
+	// The backoff stays ~1 ms, but its allowance in the overall budget gives a
+	// loaded machine room to start the second attempt in time.
+	p.MaxBackoff = time.Second
 	_, err := p.Do(t.Context(), reasoning.OpSummarize, get(srv.URL))
 	require.Error(t, err)
 	require.Equal(t, reasoning.CategoryTimeout, reasoning.CategoryOf(err))
