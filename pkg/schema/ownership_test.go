@@ -21,14 +21,11 @@ import (
 )
 
 // allowed lists today's SQL that names a table its package does not own.
-// The wave-2 moves empty it; the test fails both for a new violation and
+// It is empty; the test fails both for a new violation and
 // for an entry that no longer happens (remove it then). Keys are
 // "<package dir> -> <object>".
 func allowList() map[string]string {
-	return map[string]string{
-		// mediationsvc reads the trail: audit.Trail.
-		"services/mediationsvc -> mediation_events": "store.AuditTrail",
-	}
+	return map[string]string{}
 }
 
 // created lists the tables and sequences the migrations create (Up
@@ -229,7 +226,7 @@ func TestSQLNamesOnlyOwnedTables(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	t.Log("allow-list of SQL naming a table owned by another (wave 2 empties it):")
+	t.Log("allow-list of SQL naming a table owned by another (empty by design):")
 	for _, k := range keys {
 		t.Logf("  %s  (%s) at %v", k, allowed[k], found[k])
 	}

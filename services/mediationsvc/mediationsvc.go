@@ -29,6 +29,7 @@ import (
 	mediationsvcv1 "github.com/serbero/serbero/gen/go/serbero/mediationsvc/v1"
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/apperr"
+	"github.com/serbero/serbero/pkg/audit"
 	"github.com/serbero/serbero/services/mediationsvc/internal/reasoner"
 	"github.com/serbero/serbero/services/mediationsvc/internal/reasoning"
 	"github.com/serbero/serbero/services/mediationsvc/internal/store"
@@ -170,7 +171,11 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *mediationsvcv1.ListA
 	if req.GetDisputeId() == "" {
 		return nil, apperr.InvalidArgument("dispute_id is required")
 	}
-	events, err := s.store.AuditTrail(ctx, req.GetDisputeId())
+	sessionIDs, err := s.store.SessionIDs(ctx, req.GetDisputeId())
+	if err != nil {
+		return nil, err
+	}
+	events, err := audit.Trail(ctx, s.deps.Pool, req.GetDisputeId(), sessionIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +184,8 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *mediationsvcv1.ListA
 		out.Events = append(out.Events, &mediationsvcv1.AuditEvent{
 			Id:             e.ID,
 			SessionId:      deref(e.SessionID),
-			Kind:           e.Kind,
-			PayloadJson:    e.PayloadJSON,
+			Kind:           string(e.Kind),
+			PayloadJson:    string(e.Payload),
 			RationaleId:    deref(e.RationaleID),
 			PromptBundleId: deref(e.PromptBundleID),
 			PolicyHash:     deref(e.PolicyHash),

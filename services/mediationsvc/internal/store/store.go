@@ -1,5 +1,5 @@
-// Package store is mediationsvc's SQL: it reads mediation_sessions and the
-// mediation_events audit log, and owns the reasoning tables (the rationale
+// Package store is mediationsvc's SQL: it reads mediation_sessions (the
+// audit trail is read through pkg/audit), and owns the reasoning tables (the rationale
 // store with its occurrences, and the prompt bundles kept by hash). It takes
 // decisions as inputs and never makes them.
 package store
@@ -26,18 +26,6 @@ type Session struct {
 	SessionID        string
 	StartedAt        int64
 	State            string
-}
-
-// Event is one mediation_events row.
-type Event struct {
-	ID             int64
-	Kind           string
-	OccurredAt     int64
-	PayloadJSON    string
-	PolicyHash     *string
-	PromptBundleID *string
-	RationaleID    *string
-	SessionID      *string
 }
 
 // Store reads the mediation tables.
@@ -84,26 +72,16 @@ LIMIT $3`, disputeID, states, limit)
 	return out, nil
 }
 
-// AuditTrail returns every audit event of a dispute, oldest first: the
-// events of its sessions and its dispute-scoped events (session_id NULL,
-// payload_json->>'dispute_id' = the dispute).
-func (s *Store) AuditTrail(ctx context.Context, disputeID string) ([]Event, error) {
-	rows, err := s.pool.Query(ctx, `
-SELECT id, session_id, kind, payload_json::text, rationale_id, prompt_bundle_id, policy_hash, occurred_at
-FROM mediation_events
-WHERE session_id IN (SELECT session_id FROM mediation_sessions WHERE dispute_id = $1)
-   OR (session_id IS NULL AND payload_json ->> 'dispute_id' = $1)
-ORDER BY id`, disputeID)
+// SessionIDs returns the ids of every session of a dispute, oldest first;
+// the audit trail of the dispute is read through pkg/audit with them.
+func (s *Store) SessionIDs(ctx context.Context, disputeID string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT session_id FROM mediation_sessions WHERE dispute_id = $1 ORDER BY started_at, session_id`, disputeID)
 	if err != nil {
-		return nil, fmt.Errorf("audit trail: %w", err)
+		return nil, fmt.Errorf("session ids of dispute %s: %w", disputeID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
-		var e Event
-		err := r.Scan(&e.ID, &e.SessionID, &e.Kind, &e.PayloadJSON, &e.RationaleID, &e.PromptBundleID, &e.PolicyHash, &e.OccurredAt)
-		return e, err
-	})
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("audit trail: %w", err)
+		return nil, fmt.Errorf("session ids of dispute %s: %w", disputeID, err)
 	}
-	return out, nil
+	return ids, nil
 }
