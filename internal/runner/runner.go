@@ -178,6 +178,12 @@ func Complete(ctx context.Context, opts Options) (_ *Process, err error) {
 	cl.push("database pool", func() error { pool.Close(); return nil })
 
 	reg := metrics.NewRegistry()
+	if err := metrics.RegisterBuildInfo(reg, opts.Version); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(pgdb.NewPoolCollector(pool, string(opts.Target))); err != nil {
+		return nil, fmt.Errorf("register pool metrics: %w", err)
+	}
 	srv, err := grpcserver.New(grpcserver.Options{
 		AuthToken:  token,
 		Drain:      cfg.Server.Drain(),

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +43,40 @@ func Serve(ctx context.Context, lis net.Listener, reg *prometheus.Registry, log 
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("metrics shutdown: %w", err)
+	}
+	return nil
+}
+
+// RegisterBuildInfo registers serbero_build_info (value 1) labelled with
+// the binary's version, VCS revision and Go version. version is the
+// release string the binary was built with ("" falls back to the module
+// version from the build info).
+func RegisterBuildInfo(reg prometheus.Registerer, version string) error {
+	revision, goVersion := "unknown", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if version == "" {
+			version = bi.Main.Version
+		}
+		if bi.GoVersion != "" {
+			goVersion = bi.GoVersion
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				revision = s.Value
+			}
+		}
+	}
+	if version == "" {
+		version = "unknown"
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "serbero_build_info",
+		Help:        "Build information of the running binary; the value is always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+	})
+	g.Set(1)
+	if err := reg.Register(g); err != nil {
+		return fmt.Errorf("register build info: %w", err)
 	}
 	return nil
 }
