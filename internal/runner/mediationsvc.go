@@ -54,6 +54,15 @@ func mediationConfig(c *config.Config) mediationsvc.Config {
 			RequestTimeoutSeconds: c.Reasoning.RequestTimeoutSeconds,
 			FollowupRetryCount:    c.Reasoning.FollowupRetryCount,
 		},
+		Solvers:           solverPubkeys(c),
+		EscalationEnabled: c.Escalation.Enabled,
+		Engine: mediationsvc.EngineConfig{
+			Tick:           time.Duration(c.Mediationsvc.TickSeconds) * time.Second,
+			SessionLease:   time.Duration(c.Mediationsvc.SessionLeaseSeconds) * time.Second,
+			TakeTimeout:    time.Duration(c.Mediationsvc.TakeTimeoutSeconds) * time.Second,
+			StartRetryBase: time.Duration(c.Mediationsvc.StartRetryBaseSeconds) * time.Second,
+			StartRetryMax:  time.Duration(c.Mediationsvc.StartRetryMaxSeconds) * time.Second,
+		},
 		Prompts: mediationsvc.PromptPaths{
 			System:           c.Prompts.SystemInstructionsPath,
 			Classification:   c.Prompts.ClassificationPolicyPath,
@@ -62,4 +71,13 @@ func mediationConfig(c *config.Config) mediationsvc.Config {
 			MessageTemplates: c.Prompts.MessageTemplatesPath,
 		},
 	}
+}
+
+// solverPubkeys lists the configured solvers' pubkeys, in config order.
+func solverPubkeys(c *config.Config) []string {
+	out := make([]string, 0, len(c.Solvers))
+	for _, s := range c.Solvers {
+		out = append(out, s.Pubkey)
+	}
+	return out
 }

@@ -35,6 +35,13 @@ const (
 	StopReasonAuthPending        = "auth_pending"
 	StopReasonAuthTerminated     = "auth_terminated"
 	StopReasonReasoningUnhealthy = "reasoning_unhealthy"
+	// StopReasonReasoningError: the opening classification failed; the
+	// dispute stays eligible and is retried after a backoff (the
+	// reference escalated it for good).
+	StopReasonReasoningError = "reasoning_provider_error"
+	// StopReasonTakeFailed: admin-take-dispute was refused, unanswered or
+	// could not be sent; retried after a backoff.
+	StopReasonTakeFailed = "take_failed"
 
 	// ReasonPolicyEscalate is the reason of a start stopped because the
 	// reasoning verdict said escalate (StartAttemptPolicyEscalate).
@@ -56,6 +63,10 @@ const (
 	// ReasonDisputeResolvedExternally is the reason of superseded_by_human
 	// and session_closed when Mostro resolved the dispute.
 	ReasonDisputeResolvedExternally = "dispute_resolved_externally"
+	// ReasonDisputeTakenOver is the reason of superseded_by_human and
+	// session_closed when another solver took the dispute over (a later
+	// in-progress revision Serbero's own take did not cause).
+	ReasonDisputeTakenOver = "dispute_taken_over"
 
 	// The status values of escalation_dispatched.
 	DispatchStatusDispatched = "dispatched"

@@ -69,17 +69,19 @@ type Config struct {
 	Database   DatabaseConfig   `toml:"database"`
 	Escalation EscalationConfig `toml:"escalation"`
 	Intakesvc  IntakesvcConfig  `toml:"intakesvc"`
-	Mediation  MediationConfig  `toml:"mediation"`
-	Mostro     MostroConfig     `toml:"mostro"`
-	Prompts    PromptsConfig    `toml:"prompts"`
-	Reasoning  ReasoningConfig  `toml:"reasoning"`
-	Relaygw    RelaygwConfig    `toml:"relaygw"`
-	Relays     []RelayConfig    `toml:"relays"`
-	Serbero    SerberoConfig    `toml:"serbero"`
-	Server     ServerConfig     `toml:"server"`
-	Services   ServicesConfig   `toml:"services"`
-	Solvers    []SolverConfig   `toml:"solvers"`
-	Timeouts   TimeoutsConfig   `toml:"timeouts"`
+	// Mediationsvc is the [mediationsvc] section: the engine's knobs.
+	Mediationsvc MediationsvcConfig `toml:"mediationsvc"`
+	Mediation    MediationConfig    `toml:"mediation"`
+	Mostro       MostroConfig       `toml:"mostro"`
+	Prompts      PromptsConfig      `toml:"prompts"`
+	Reasoning    ReasoningConfig    `toml:"reasoning"`
+	Relaygw      RelaygwConfig      `toml:"relaygw"`
+	Relays       []RelayConfig      `toml:"relays"`
+	Serbero      SerberoConfig      `toml:"serbero"`
+	Server       ServerConfig       `toml:"server"`
+	Services     ServicesConfig     `toml:"services"`
+	Solvers      []SolverConfig     `toml:"solvers"`
+	Timeouts     TimeoutsConfig     `toml:"timeouts"`
 }
 
 // SerberoConfig is the [serbero] section, minus private_key (see package doc).
@@ -206,6 +208,23 @@ type IntakesvcConfig struct {
 	RetentionIntervalSeconds int64 `toml:"retention_interval_seconds"`
 }
 
+// MediationsvcConfig is the [mediationsvc] section: the mediation engine's
+// knobs outside the reference's sections (the reference hard-codes them).
+type MediationsvcConfig struct {
+	// TickSeconds is the safety-net tick: due start retries and reports.
+	TickSeconds int64 `toml:"tick_seconds"`
+	// SessionLeaseSeconds is how long a replica holds a session without
+	// renewing: a dead replica's sessions move on within it.
+	SessionLeaseSeconds int64 `toml:"session_lease_seconds"`
+	// TakeTimeoutSeconds bounds the wait for Mostro's answer to
+	// admin-take-dispute.
+	TakeTimeoutSeconds int64 `toml:"take_timeout_seconds"`
+	// StartRetryBaseSeconds and StartRetryMaxSeconds shape the backoff of a
+	// dispute whose start stopped (doubling from base up to max).
+	StartRetryBaseSeconds int64 `toml:"start_retry_base_seconds"`
+	StartRetryMaxSeconds  int64 `toml:"start_retry_max_seconds"`
+}
+
 // DatabaseConfig is the [database] section.
 type DatabaseConfig struct {
 	// MaxConns caps the pgx pool of each process.
@@ -316,6 +335,8 @@ func Default() Config {
 		Escalation: EscalationConfig{DispatchIntervalSeconds: 30, ClaimTimeoutSeconds: 60},
 		Database:   DatabaseConfig{MaxConns: 10},
 		Intakesvc:  IntakesvcConfig{RetentionDays: 90, RetentionIntervalSeconds: 3600},
+		Mediationsvc: MediationsvcConfig{TickSeconds: 30, SessionLeaseSeconds: 30, TakeTimeoutSeconds: 15,
+			StartRetryBaseSeconds: 30, StartRetryMaxSeconds: 3600},
 		Server: ServerConfig{
 			GRPCListen:           "127.0.0.1:50051",
 			MetricsListen:        "127.0.0.1:9464",

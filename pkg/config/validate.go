@@ -77,6 +77,11 @@ func (c *Config) Validate() error {
 
 	positive("[database].max_conns", c.Database.MaxConns)
 
+	positive("[mediationsvc].tick_seconds", c.Mediationsvc.TickSeconds)
+	positive("[mediationsvc].session_lease_seconds", c.Mediationsvc.SessionLeaseSeconds)
+	positive("[mediationsvc].take_timeout_seconds", c.Mediationsvc.TakeTimeoutSeconds)
+	positive("[mediationsvc].start_retry_base_seconds", c.Mediationsvc.StartRetryBaseSeconds)
+	positive("[mediationsvc].start_retry_max_seconds", c.Mediationsvc.StartRetryMaxSeconds)
 	nonNegative("[intakesvc].retention_days", c.Intakesvc.RetentionDays)
 	positive("[intakesvc].retention_interval_seconds", c.Intakesvc.RetentionIntervalSeconds)
 

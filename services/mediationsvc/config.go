@@ -24,6 +24,32 @@ type Config struct {
 	Reasoning ReasoningConfig
 	// Prompts are the five [prompts] paths.
 	Prompts PromptPaths
+	// Solvers are the configured solver pubkeys (hex), in config order:
+	// the recipients of summaries, escalation notices and reports.
+	Solvers []string
+	// EscalationEnabled is [escalation].enabled: phase 4 sends the
+	// escalation_handoff/v1 DM, so the compact phase-3 escalation DMs are
+	// not sent.
+	EscalationEnabled bool
+	// Engine holds the [mediationsvc] knobs.
+	Engine EngineConfig
+}
+
+// EngineConfig is the [mediationsvc] section (zero values: the engine's
+// defaults).
+type EngineConfig struct {
+	// Tick is tick_seconds.
+	Tick time.Duration
+	// SessionLease is session_lease_seconds.
+	SessionLease time.Duration
+	// TakeTimeout is take_timeout_seconds.
+	TakeTimeout time.Duration
+	// StartRetryBase and StartRetryMax are start_retry_base_seconds and
+	// start_retry_max_seconds.
+	StartRetryBase, StartRetryMax time.Duration
+	// StatusSettle is how long after a cant-do the dispute's status is
+	// asked again (0: authprobe's default; tests shorten it).
+	StatusSettle time.Duration
 }
 
 // PromptPaths are the five prompt bundle files ([prompts]).

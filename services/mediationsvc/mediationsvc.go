@@ -7,7 +7,8 @@
 // (gRPC health "serbero.mediationsvc.reasoning"). Any failure there turns
 // phase 3 off for the run and nothing else. The mediation engine itself
 // (take flow, party chat, summaries, escalation handoffs through
-// pkg/handoff) is not built yet; see docs/mediation.md.
+// pkg/handoff) runs once phase 3 is up (internal/engine); see
+// docs/mediation.md#the-engine.
 package mediationsvc
 
 import (
@@ -30,6 +31,8 @@ import (
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/apperr"
 	"github.com/serbero/serbero/pkg/audit"
+	"github.com/serbero/serbero/pkg/replica"
+	"github.com/serbero/serbero/services/mediationsvc/internal/engine"
 	"github.com/serbero/serbero/services/mediationsvc/internal/reasoner"
 	"github.com/serbero/serbero/services/mediationsvc/internal/reasoning"
 	"github.com/serbero/serbero/services/mediationsvc/internal/store"
@@ -56,6 +59,9 @@ type Deps struct {
 	// Stopping is cancelled when the process starts to stop; stream
 	// handlers end when it is.
 	Stopping context.Context
+	// ReplicaID names this replica in session leases (empty: derived from
+	// the host and process, pkg/replica).
+	ReplicaID string
 }
 
 // Service is mediationsvc.
@@ -65,6 +71,8 @@ type Service struct {
 	log     *slog.Logger
 	metrics *reasoning.Metrics
 	store   *store.Store
+
+	engineMetrics *engine.Metrics
 
 	// core is the reasoning core once phase 3 is up (nil until then, and
 	// for the whole run when bring-up failed).
@@ -89,9 +97,14 @@ func New(deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	st := store.New(deps.Pool)
+	em, err := engine.NewMetrics(deps.Registerer, st.SessionStateCounts)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{
 		deps: deps, log: deps.Logger.With("component", "mediation"), metrics: m,
-		store: store.New(deps.Pool), core: make(chan *reasoner.Core, 1),
+		store: st, core: make(chan *reasoner.Core, 1), engineMetrics: em,
 	}
 	s.setHealth(false)
 	return s, nil
@@ -100,16 +113,42 @@ func New(deps Deps) (*Service, error) {
 // Register registers the gRPC API.
 func (s *Service) Register(gs *grpc.Server) { mediationsvcv1.RegisterMediationServiceServer(gs, s) }
 
-// Run brings phase 3 up (or leaves it off, logged) and then idles until
-// ctx is cancelled: the mediation engine is not built yet.
+// Run brings phase 3 up (or leaves it off, logged) and runs the mediation
+// engine until ctx is cancelled. With phase 3 off it idles: phases 1, 2
+// and 4 are unaffected.
 func (s *Service) Run(ctx context.Context) error {
 	core := s.bringUp(ctx)
 	s.core <- core
-	if core != nil {
-		s.log.Warn("this build has no mediation engine yet: the reasoning core is up but no dispute is mediated (phases 1, 2 and 4 are unaffected)")
+	if core == nil {
+		<-ctx.Done()
+		return nil
 	}
-	<-ctx.Done()
-	return nil
+	if s.deps.Relaygw == nil || s.deps.Intakesvc == nil || s.deps.Authsvc == nil {
+		s.log.Error("phase 3 needs the relaygw, intakesvc and authsvc clients; the mediation engine does not run")
+		<-ctx.Done()
+		return nil
+	}
+	ec := s.deps.Config.Engine
+	eng, err := engine.New(engine.Options{
+		Store: s.store, Pool: s.deps.Pool, Core: core, Relaygw: s.deps.Relaygw, Intake: s.deps.Intakesvc, Auth: s.deps.Authsvc,
+		Solvers: s.deps.Config.Solvers, EscalationEnabled: s.deps.Config.EscalationEnabled,
+		MaxRounds: s.deps.Config.MaxRounds, PartyResponseTimeout: s.deps.Config.PartyResponseTimeout,
+		Holder: s.holder(), TickInterval: ec.Tick, LeaseTTL: ec.SessionLease, TakeTimeout: ec.TakeTimeout,
+		StartBackoffBase: ec.StartRetryBase, StartBackoffMax: ec.StartRetryMax, StatusSettle: ec.StatusSettle,
+		Metrics: s.engineMetrics, Logger: s.deps.Logger.With("component", "mediation-engine"), Clock: s.deps.Clock,
+	})
+	if err != nil {
+		return err
+	}
+	return eng.Run(ctx)
+}
+
+// holder is this replica's name in leases and claims.
+func (s *Service) holder() string {
+	if s.deps.ReplicaID != "" {
+		return s.deps.ReplicaID
+	}
+	return replica.ID("mediationsvc")
 }
 
 // Reasoner waits for phase 3's bring-up and returns the reasoning core, or
