@@ -12,10 +12,10 @@ import (
 // Metrics are the engine's Prometheus metrics (names in docs/deploy.md).
 type Metrics struct {
 	opens, startAttempts, rounds, summaries, outbound prometheus.Counter
-	startStops, takes, escalations, dms, inbound       *prometheus.CounterVec
-	superseded                                         *prometheus.CounterVec
-	toFirstMessage                                     prometheus.Histogram
-	toOutcome                                          *prometheus.HistogramVec
+	startStops, takes, escalations, dms, inbound      *prometheus.CounterVec
+	superseded                                        *prometheus.CounterVec
+	toFirstMessage                                    prometheus.Histogram
+	toOutcome                                         *prometheus.HistogramVec
 }
 
 // NewMetrics registers the engine's metrics on reg (nil: unregistered).

@@ -23,14 +23,14 @@ import (
 // delivers the summary or escalates, and watches the party timeout. All
 // its writes are fenced by the lease term.
 type worker struct {
-	e      *Engine
-	fence  store.Fence
-	id     string
+	e     *Engine
+	fence store.Fence
+	id    string
 	// buyer and seller are the parties' trade pubkeys (immutable; the
 	// chat follower reads them).
 	buyer, seller string
 	sess          store.EngineSession // the worker goroutine's copy; re-read before each decision
-	bundle bundle.Bundle
+	bundle        bundle.Bundle
 
 	lines  chan *relaygwv1.ChatMessage
 	wake   chan struct{}
@@ -179,32 +179,32 @@ func (w *worker) run(ctx context.Context) {
 // poke, the timer (retry or party timeout), or the end.
 func (w *worker) wait(ctx context.Context, timerC <-chan time.Time, log interface{ Warn(string, ...any) }) {
 	select {
-		case <-ctx.Done():
-		case <-w.wake:
-		case <-timerC:
-			if err := w.checkTimeout(ctx); err != nil && !errors.Is(err, store.ErrLeaseLost) {
-				log.Warn("party timeout check failed", "error", err)
-			}
-		case m := <-w.lines:
-			batch := []*relaygwv1.ChatMessage{m}
-		drain:
-			for {
-				select {
-				case m := <-w.lines:
-					batch = append(batch, m)
-				default:
-					break drain
-				}
-			}
-			if err := w.ingest(ctx, batch); err != nil {
-				if errors.Is(err, store.ErrLeaseLost) {
-					w.ended = true
-					return
-				}
-				log.Warn("ingesting chat lines failed; they are delivered again after a restart of the stream", "error", err)
-				w.e.chat.resync(w)
+	case <-ctx.Done():
+	case <-w.wake:
+	case <-timerC:
+		if err := w.checkTimeout(ctx); err != nil && !errors.Is(err, store.ErrLeaseLost) {
+			log.Warn("party timeout check failed", "error", err)
+		}
+	case m := <-w.lines:
+		batch := []*relaygwv1.ChatMessage{m}
+	drain:
+		for {
+			select {
+			case m := <-w.lines:
+				batch = append(batch, m)
+			default:
+				break drain
 			}
 		}
+		if err := w.ingest(ctx, batch); err != nil {
+			if errors.Is(err, store.ErrLeaseLost) {
+				w.ended = true
+				return
+			}
+			log.Warn("ingesting chat lines failed; they are delivered again after a restart of the stream", "error", err)
+			w.e.chat.resync(w)
+		}
+	}
 }
 
 // step does what the session's state asks for: send queued messages,
