@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -146,6 +146,22 @@ func oneJSON(t *testing.T, s string) map[string]any {
 	return v
 }
 
+func obj(t *testing.T, v any) map[string]any {
+	t.Helper()
+	m, ok := v.(map[string]any)
+	require.True(t, ok, "want an object, got %T", v)
+	return m
+}
+
+func arr(t *testing.T, v any) []any {
+	t.Helper()
+	a, ok := v.([]any)
+	require.True(t, ok, "want a list, got %T", v)
+	return a
+}
+
+func fmtAny(v any) string { return fmt.Sprint(v) }
+
 // oneYAML decodes s as exactly one YAML document.
 func oneYAML(t *testing.T, s string) map[string]any {
 	t.Helper()
@@ -210,18 +226,18 @@ func TestCtlDisputesGet(t *testing.T) {
 	t.Parallel()
 	f := newCtlFixture(t)
 	doc := oneJSON(t, f.ctl(t, "disputes", "get", "d-1", "-o", "json"))
-	require.Equal(t, "d-1", doc["dispute"].(map[string]any)["disputeId"])
+	require.Equal(t, "d-1", obj(t, doc["dispute"])["disputeId"])
 	require.Len(t, doc["transitions"], 1)
 	require.Len(t, doc["notifications"], 1)
-	sessions := doc["sessions"].([]any)
+	sessions := arr(t, doc["sessions"])
 	require.Len(t, sessions, 1)
-	require.Equal(t, "s-1", sessions[0].(map[string]any)["sessionId"])
-	handoffs := doc["handoffs"].([]any)
+	require.Equal(t, "s-1", obj(t, sessions[0])["sessionId"])
+	handoffs := arr(t, doc["handoffs"])
 	require.Len(t, handoffs, 1)
-	require.Equal(t, strconv.FormatInt(f.handoff.ID, 10), handoffs[0].(map[string]any)["id"])
+	require.Equal(t, strconv.FormatInt(f.handoff.ID, 10), obj(t, handoffs[0])["id"])
 	var kinds []string
-	for _, e := range doc["auditEvents"].([]any) {
-		kinds = append(kinds, e.(map[string]any)["kind"].(string))
+	for _, e := range arr(t, doc["auditEvents"]) {
+		kinds = append(kinds, fmtAny(obj(t, e)["kind"]))
 	}
 	require.Equal(t, []string{"start_attempt_started", "session_opened", "classification_produced", "handoff_prepared"}, kinds)
 	require.NotContains(t, doc, "unavailable")
@@ -273,11 +289,11 @@ VALUES ('d-1', 'ev-1', 'mostro-pk', 'buyer', 100, 101)`)
 	r := runCmd(env, "ctl", "disputes", "get", "d-1", "-o", "json")
 	require.NoError(t, r.err, r.stderr)
 	doc := oneJSON(t, r.stdout)
-	require.Equal(t, "d-1", doc["dispute"].(map[string]any)["disputeId"])
+	require.Equal(t, "d-1", obj(t, doc["dispute"])["disputeId"])
 	require.Nil(t, doc["sessions"], "unknown, not empty")
 	require.Nil(t, doc["handoffs"])
 	require.Nil(t, doc["auditEvents"])
-	un := doc["unavailable"].(map[string]any)
+	un := obj(t, doc["unavailable"])
 	require.Contains(t, un["mediationsvc"], "does not serve mediationsvc's API")
 	require.Contains(t, un["mediationsvc"], "SERBERO_MEDIATIONSVC_ADDR")
 	require.Contains(t, un["escalationsvc"], "cannot reach escalationsvc at "+env["SERBERO_ESCALATIONSVC_ADDR"])
@@ -301,7 +317,7 @@ func TestCtlSessions(t *testing.T) {
 	}
 	doc := oneJSON(t, f.ctl(t, "sessions", "get", "s-1", "-o", "json"))
 	require.Len(t, doc["transcript"], 2)
-	require.Equal(t, ctlPartyText, doc["transcript"].([]any)[1].(map[string]any)["content"])
+	require.Equal(t, ctlPartyText, obj(t, arr(t, doc["transcript"])[1])["content"])
 
 	list := f.ctl(t, "sessions", "list", "--dispute", "d-1", "--state", "escalation_recommended")
 	require.Len(t, strings.Split(strings.TrimSpace(list), "\n"), 2, list)
@@ -404,7 +420,7 @@ func TestCtlMissingToken(t *testing.T) {
 	r = runCmd(map[string]string{}, "ctl", "--token-file", missing, "relays")
 	require.Equal(t, 1, ExitCode(r.err))
 	require.Contains(t, r.err.Error(), "SERBERO_AUTH_TOKEN_FILE")
-	require.True(t, errors.Is(r.err, os.ErrNotExist), r.err.Error())
+	require.ErrorIs(t, r.err, os.ErrNotExist)
 }
 
 // An address where nothing listens fails within the connection budget

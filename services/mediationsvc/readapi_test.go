@@ -3,7 +3,6 @@ package mediationsvc_test
 import (
 	"context"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -161,7 +160,7 @@ func TestReadAPIErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.call()
 			require.Error(t, err)
-			require.True(t, strings.Contains(err.Error(), "code = "+tt.want), err.Error())
+			require.Contains(t, err.Error(), "code = "+tt.want)
 		})
 	}
 
