@@ -64,7 +64,7 @@ const usage = `usage: serbero <command> [flags]
 commands:
   serve     run one service (--target=relaygw|intakesvc|authsvc|mediationsvc|escalationsvc) or all of them
   migrate   apply (up) or list (status) the database migrations
-  ctl       operator commands: disputes, handoffs, auth state, relays (over gRPC)
+  ctl       operator commands: disputes, sessions, handoffs, auth, relays (over gRPC; -o table|json|yaml)
   devtool   development helpers (init-config, publish-dispute, read-dms, ...)
   health    check services' gRPC health (HOST:PORT[=SERVICE]...; the chart's helm test)
   version   print the version
