@@ -142,8 +142,12 @@ func disputesGet(*flag.FlagSet) ctlRun {
 			}
 			t := &table{header: []string{"ID", "FROM", "TO", "AT", "TRIGGER"}}
 			for _, tr := range d.GetTransitions() {
-				t.add(strconv.FormatInt(tr.GetId(), 10), stateName(tr.GetFromState().String(), "LIFECYCLE_STATE_"),
-					stateName(tr.GetToState().String(), "LIFECYCLE_STATE_"), tsText(tr.GetTransitionedAt()), tr.GetTrigger())
+				from := "-" // the first transition comes from no state
+				if tr.GetFromState() != intakesvcv1.LifecycleState_LIFECYCLE_STATE_UNSPECIFIED {
+					from = stateName(tr.GetFromState().String(), "LIFECYCLE_STATE_")
+				}
+				t.add(strconv.FormatInt(tr.GetId(), 10), from, stateName(tr.GetToState().String(), "LIFECYCLE_STATE_"),
+					tsText(tr.GetTransitionedAt()), tr.GetTrigger())
 			}
 			if err := section(w, "Transitions", t); err != nil {
 				return err

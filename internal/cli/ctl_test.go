@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -251,6 +252,7 @@ func TestCtlDisputesGet(t *testing.T) {
 	for _, want := range []string{"\nTransitions:\n", "\nNotifications:\n", "\nMediation sessions:\n", "\nHandoffs:\n", "\nAudit trail:\n"} {
 		require.Contains(t, table, want)
 	}
+	require.Regexp(t, `(?m)^  1\s+-\s+new\s+1970-01-01T00:01:41Z\s+detected$`, table, "the first transition, from no state")
 	require.Regexp(t, `(?m)^  s-1\s+d-1\s+escalation_recommended\s+2\s+conflicting_claims \(0\.90\)`, table)
 	require.Regexp(t, `(?m)^  `+strconv.FormatInt(f.handoff.ID, 10)+`\s+d-1\s+conflicting_claims\s+pending`, table)
 
@@ -499,4 +501,39 @@ func TestJSONToYAMLKeepsOrderAndTypes(t *testing.T) {
 	y, err := jsonToYAML([]byte(`{"b":"1","a":true,"c":"true","d":["x"],"e":{"z":"multi\nline"},"f":null,"g":1.5}`))
 	require.NoError(t, err)
 	require.Equal(t, "b: \"1\"\na: true\nc: \"true\"\nd:\n  - x\ne:\n  z: |-\n    multi\n    line\nf: null\ng: 1.5\n", string(y))
+}
+
+func TestParseInterspersed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args    []string
+		pos     []string
+		output  string
+		wantErr bool
+	}{
+		{[]string{"ID"}, []string{"ID"}, "table", false},
+		{[]string{"ID", "-o", "json"}, []string{"ID"}, "json", false},
+		{[]string{"-o", "yaml", "ID"}, []string{"ID"}, "yaml", false},
+		{[]string{"A", "--output=json", "B"}, []string{"A", "B"}, "json", false},
+		{[]string{"--", "-o", "json"}, []string{"-o", "json"}, "table", false},
+		{[]string{"ID", "--", "--x"}, []string{"ID", "--x"}, "table", false},
+		{[]string{"ID", "-o"}, nil, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, "_"), func(t *testing.T) {
+			t.Parallel()
+			g := ctlGlobals{output: formatTable}
+			fs := flag.NewFlagSet("x", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			g.register(fs)
+			pos, err := parseInterspersed(fs, tt.args)
+			if tt.wantErr {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.pos, pos)
+			require.Equal(t, tt.output, g.output)
+		})
+	}
 }
