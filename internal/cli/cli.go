@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -26,9 +27,18 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
-// ExitCode maps an error from Run to the process exit code: 2 for usage
-// errors, 1 for everything else.
+// helpShown is returned by parseFlags when -h or --help asked for a
+// command's usage: Run prints it on stdout and succeeds.
+type helpShown struct{ usage string }
+
+func (e *helpShown) Error() string { return "help requested" }
+
+// ExitCode maps an error from Run to the process exit code: 0 for none, 2
+// for usage errors, 1 for everything else.
 func ExitCode(err error) int {
+	if err == nil {
+		return 0
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return 2
@@ -54,15 +64,27 @@ const usage = `usage: serbero <command> [flags]
 commands:
   serve     run one service (--target=relaygw|intakesvc|authsvc|mediationsvc|escalationsvc) or all of them
   migrate   apply (up) or list (status) the database migrations
-  ctl       operator commands: disputes, handoffs, auth state, relays (over gRPC)
+  ctl       operator commands: disputes, sessions, handoffs, auth, relays (over gRPC; -o table|json|yaml)
   devtool   development helpers (init-config, publish-dispute, read-dms, ...)
   health    check services' gRPC health (HOST:PORT[=SERVICE]...; the chart's helm test)
   version   print the version
 
 Run "serbero <command> -h" for the flags of a command.`
 
-// Run runs the command line args (without the program name).
+// Run runs the command line args (without the program name). -h or --help
+// at any level prints that level's usage on stdout and succeeds; a mistake
+// prints it on stderr and is a usage error (ExitCode 2).
 func Run(ctx context.Context, args []string, io IO, version string) error {
+	err := run(ctx, args, io, version)
+	var help *helpShown
+	if errors.As(err, &help) {
+		_, err = fmt.Fprint(io.Stdout, help.usage)
+		return err
+	}
+	return err
+}
+
+func run(ctx context.Context, args []string, io IO, version string) error {
 	if len(args) == 0 {
 		fmt.Fprintln(io.Stderr, usage)
 		return &usageError{msg: "no command given"}
@@ -105,11 +127,15 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 // parseFlagsAndArgs is parseFlags for commands that take positional
 // arguments (left in fs.Args()).
 func parseFlagsAndArgs(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return &usageError{msg: "help requested"}
-		}
+	if errors.Is(err, flag.ErrHelp) {
+		return &helpShown{usage: out.String()}
+	}
+	if err != nil {
+		_, _ = stderr.Write(out.Bytes())
 		return &usageError{msg: err.Error()}
 	}
 	return nil

@@ -526,6 +526,8 @@ type ListOptions struct {
 	Statuses []Status
 	// AfterID keeps only rows with a larger id (paging).
 	AfterID int64
+	// DisputeID keeps only the rows of this dispute; empty means all.
+	DisputeID string
 	// Limit caps the result; <= 0 means 100.
 	Limit int
 }
@@ -542,8 +544,8 @@ func List(ctx context.Context, db DB, opts ListOptions) ([]Handoff, error) {
 	}
 	out, err := collect(db.Query(ctx, `
 SELECT `+columns+` FROM handoffs
-WHERE id > $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))
-ORDER BY id LIMIT $3`, opts.AfterID, statuses, limit))
+WHERE id > $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[])) AND ($4 = '' OR dispute_id = $4)
+ORDER BY id LIMIT $3`, opts.AfterID, statuses, limit, opts.DisputeID))
 	if err != nil {
 		return nil, fmt.Errorf("list handoffs: %w", err)
 	}

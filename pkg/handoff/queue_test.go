@@ -532,6 +532,12 @@ func TestListAndStats(t *testing.T) {
 	pending, err := handoff.List(ctx, db.Pool, handoff.ListOptions{Statuses: []handoff.Status{handoff.StatusPending, handoff.StatusParked}})
 	require.NoError(t, err)
 	require.Equal(t, []int64{es[1].ID, es[3].ID, es[4].ID}, ids(pending))
+	one, err := handoff.List(ctx, db.Pool, handoff.ListOptions{DisputeID: "d-3"})
+	require.NoError(t, err)
+	require.Equal(t, []int64{es[3].ID}, ids(one), "only the dispute's handoffs")
+	none, err := handoff.List(ctx, db.Pool, handoff.ListOptions{DisputeID: "d-none"})
+	require.NoError(t, err)
+	require.Empty(t, none)
 
 	st, err := handoff.QueueStats(ctx, db.Pool)
 	require.NoError(t, err)

@@ -492,6 +492,10 @@ func TestAdminAPI(t *testing.T) {
 	require.Equal(t, "unroutable", p.GetParkedReason())
 	require.Equal(t, "no write solver", p.GetLastError())
 	require.True(t, p.GetNextAttemptAt().AsTime().After(time.Now().Add(50*time.Minute)))
+	ofDispute, err := api.ListHandoffs(ctx, &escalationsvcv1.ListHandoffsRequest{DisputeId: "d-3"})
+	require.NoError(t, err)
+	require.Len(t, ofDispute.GetHandoffs(), 1, "only d-3's handoff")
+	require.Equal(t, ids[2], ofDispute.GetHandoffs()[0].GetId())
 
 	claimedResp, err := api.GetHandoff(ctx, &escalationsvcv1.GetHandoffRequest{Id: ids[0]})
 	require.NoError(t, err)

@@ -17,20 +17,16 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authsvcv1 "github.com/serbero/serbero/gen/go/serbero/authsvc/v1"
 	intakesvcv1 "github.com/serbero/serbero/gen/go/serbero/intakesvc/v1"
 	mediationsvcv1 "github.com/serbero/serbero/gen/go/serbero/mediationsvc/v1"
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
-	"github.com/serbero/serbero/pkg/apperr"
-	"github.com/serbero/serbero/pkg/audit"
 	"github.com/serbero/serbero/pkg/replica"
 	"github.com/serbero/serbero/services/mediationsvc/internal/engine"
 	"github.com/serbero/serbero/services/mediationsvc/internal/reasoner"
@@ -161,97 +157,4 @@ func (s *Service) Reasoner(ctx context.Context) (*reasoner.Core, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-}
-
-const (
-	defaultPageSize = 100
-	maxPageSize     = 1000
-)
-
-// GetSession implements MediationService.
-func (s *Service) GetSession(ctx context.Context, req *mediationsvcv1.GetSessionRequest) (*mediationsvcv1.GetSessionResponse, error) {
-	if req.GetSessionId() == "" {
-		return nil, apperr.InvalidArgument("session_id is required")
-	}
-	sess, err := s.store.Session(ctx, req.GetSessionId())
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, apperr.NotFound("session %s not found", req.GetSessionId())
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &mediationsvcv1.GetSessionResponse{Session: sessionProto(sess)}, nil
-}
-
-// ListSessions implements MediationService.
-func (s *Service) ListSessions(ctx context.Context, req *mediationsvcv1.ListSessionsRequest) (*mediationsvcv1.ListSessionsResponse, error) {
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
-		return nil, apperr.InvalidArgument("page_size must not be negative")
-	case size == 0:
-		size = defaultPageSize
-	case size > maxPageSize:
-		size = maxPageSize
-	}
-	sessions, err := s.store.ListSessions(ctx, req.GetDisputeId(), req.GetStates(), size)
-	if err != nil {
-		return nil, err
-	}
-	out := &mediationsvcv1.ListSessionsResponse{}
-	for _, sess := range sessions {
-		out.Sessions = append(out.Sessions, sessionProto(sess))
-	}
-	return out, nil
-}
-
-// ListAuditEvents implements MediationService.
-func (s *Service) ListAuditEvents(ctx context.Context, req *mediationsvcv1.ListAuditEventsRequest) (*mediationsvcv1.ListAuditEventsResponse, error) {
-	if req.GetDisputeId() == "" {
-		return nil, apperr.InvalidArgument("dispute_id is required")
-	}
-	sessionIDs, err := s.store.SessionIDs(ctx, req.GetDisputeId())
-	if err != nil {
-		return nil, err
-	}
-	events, err := audit.Trail(ctx, s.deps.Pool, req.GetDisputeId(), sessionIDs)
-	if err != nil {
-		return nil, err
-	}
-	out := &mediationsvcv1.ListAuditEventsResponse{}
-	for _, e := range events {
-		out.Events = append(out.Events, &mediationsvcv1.AuditEvent{
-			Id:             e.ID,
-			SessionId:      deref(e.SessionID),
-			Kind:           string(e.Kind),
-			PayloadJson:    string(e.Payload),
-			RationaleId:    deref(e.RationaleID),
-			PromptBundleId: deref(e.PromptBundleID),
-			PolicyHash:     deref(e.PolicyHash),
-			OccurredAt:     unix(e.OccurredAt),
-		})
-	}
-	return out, nil
-}
-
-func sessionProto(s store.Session) *mediationsvcv1.Session {
-	return &mediationsvcv1.Session{
-		SessionId:        s.SessionID,
-		DisputeId:        s.DisputeID,
-		State:            s.State,
-		RoundCount:       int32(s.RoundCount),
-		PromptBundleId:   s.PromptBundleID,
-		PolicyHash:       s.PolicyHash,
-		StartedAt:        unix(s.StartedAt),
-		LastTransitionAt: unix(s.LastTransitionAt),
-	}
-}
-
-func unix(sec int64) *timestamppb.Timestamp { return timestamppb.New(time.Unix(sec, 0)) }
-
-func deref(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
 }

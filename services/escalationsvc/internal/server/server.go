@@ -44,7 +44,8 @@ var statusToProto = map[handoff.Status]escalationsvcv1.HandoffStatus{
 	handoff.StatusFailed:  escalationsvcv1.HandoffStatus_HANDOFF_STATUS_FAILED,
 }
 
-// ListHandoffs lists queue rows by id, filtered by status, a page at a time.
+// ListHandoffs lists queue rows by id, filtered by status and dispute, a
+// page at a time.
 func (s *Server) ListHandoffs(ctx context.Context, req *escalationsvcv1.ListHandoffsRequest) (*escalationsvcv1.ListHandoffsResponse, error) {
 	size := int(req.GetPageSize())
 	switch {
@@ -70,7 +71,7 @@ func (s *Server) ListHandoffs(ctx context.Context, req *escalationsvcv1.ListHand
 			return nil, apperr.InvalidArgument("unknown handoff status %v", ps)
 		}
 	}
-	hs, err := handoff.List(ctx, s.db, handoff.ListOptions{Statuses: statuses, AfterID: req.GetAfterId(), Limit: size + 1})
+	hs, err := handoff.List(ctx, s.db, handoff.ListOptions{Statuses: statuses, AfterID: req.GetAfterId(), DisputeID: req.GetDisputeId(), Limit: size + 1})
 	if err != nil {
 		return nil, err
 	}

@@ -376,7 +376,9 @@ type ListHandoffsRequest struct {
 	// Maximum number of handoffs; default 100, at most 1000.
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Only handoffs with a larger id (for paging).
-	AfterId       int64 `protobuf:"varint,3,opt,name=after_id,json=afterId,proto3" json:"after_id,omitempty"`
+	AfterId int64 `protobuf:"varint,3,opt,name=after_id,json=afterId,proto3" json:"after_id,omitempty"`
+	// Only handoffs of this dispute, when set.
+	DisputeId     string `protobuf:"bytes,4,opt,name=dispute_id,json=disputeId,proto3" json:"dispute_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -430,6 +432,13 @@ func (x *ListHandoffsRequest) GetAfterId() int64 {
 		return x.AfterId
 	}
 	return 0
+}
+
+func (x *ListHandoffsRequest) GetDisputeId() string {
+	if x != nil {
+		return x.DisputeId
+	}
+	return ""
 }
 
 // ListHandoffsResponse carries the handoffs.
@@ -716,11 +725,13 @@ const file_serbero_escalationsvc_v1_escalationsvc_proto_rawDesc = "" +
 	"\rtarget_solver\x18\x02 \x01(\tR\ftargetSolver\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12-\n" +
 	"\x12fallback_broadcast\x18\x04 \x01(\bR\x11fallbackBroadcast\x12?\n" +
-	"\rdispatched_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fdispatchedAt\"\x92\x01\n" +
+	"\rdispatched_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fdispatchedAt\"\xb1\x01\n" +
 	"\x13ListHandoffsRequest\x12C\n" +
 	"\bstatuses\x18\x01 \x03(\x0e2'.serbero.escalationsvc.v1.HandoffStatusR\bstatuses\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x19\n" +
-	"\bafter_id\x18\x03 \x01(\x03R\aafterId\"y\n" +
+	"\bafter_id\x18\x03 \x01(\x03R\aafterId\x12\x1d\n" +
+	"\n" +
+	"dispute_id\x18\x04 \x01(\tR\tdisputeId\"y\n" +
 	"\x14ListHandoffsResponse\x12=\n" +
 	"\bhandoffs\x18\x01 \x03(\v2!.serbero.escalationsvc.v1.HandoffR\bhandoffs\x12\"\n" +
 	"\rnext_after_id\x18\x02 \x01(\x03R\vnextAfterId\"#\n" +

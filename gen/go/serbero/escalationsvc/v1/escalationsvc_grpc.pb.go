@@ -34,7 +34,8 @@ const (
 //
 // EscalationService is the operator API over the handoff queue.
 type EscalationServiceClient interface {
-	// ListHandoffs lists handoffs, oldest first, optionally by status.
+	// ListHandoffs lists handoffs, oldest first, optionally by status or
+	// dispute.
 	ListHandoffs(ctx context.Context, in *ListHandoffsRequest, opts ...grpc.CallOption) (*ListHandoffsResponse, error)
 	// GetHandoff returns one handoff and its dispatch, if any.
 	GetHandoff(ctx context.Context, in *GetHandoffRequest, opts ...grpc.CallOption) (*GetHandoffResponse, error)
@@ -87,7 +88,8 @@ func (c *escalationServiceClient) RequeueHandoff(ctx context.Context, in *Requeu
 //
 // EscalationService is the operator API over the handoff queue.
 type EscalationServiceServer interface {
-	// ListHandoffs lists handoffs, oldest first, optionally by status.
+	// ListHandoffs lists handoffs, oldest first, optionally by status or
+	// dispute.
 	ListHandoffs(context.Context, *ListHandoffsRequest) (*ListHandoffsResponse, error)
 	// GetHandoff returns one handoff and its dispatch, if any.
 	GetHandoff(context.Context, *GetHandoffRequest) (*GetHandoffResponse, error)

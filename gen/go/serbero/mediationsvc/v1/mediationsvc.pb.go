@@ -47,8 +47,14 @@ type Session struct {
 	StartedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	// Last state change.
 	LastTransitionAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_transition_at,json=lastTransitionAt,proto3" json:"last_transition_at,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The solver the session was assigned to, if any.
+	AssignedSolver string `protobuf:"bytes,9,opt,name=assigned_solver,json=assignedSolver,proto3" json:"assigned_solver,omitempty"`
+	// The latest classification, if any (e.g. coordination_failure_resolvable).
+	CurrentClassification string `protobuf:"bytes,10,opt,name=current_classification,json=currentClassification,proto3" json:"current_classification,omitempty"`
+	// Its confidence (0..1), when a classification is set.
+	CurrentConfidence *float64 `protobuf:"fixed64,11,opt,name=current_confidence,json=currentConfidence,proto3,oneof" json:"current_confidence,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -137,6 +143,314 @@ func (x *Session) GetLastTransitionAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Session) GetAssignedSolver() string {
+	if x != nil {
+		return x.AssignedSolver
+	}
+	return ""
+}
+
+func (x *Session) GetCurrentClassification() string {
+	if x != nil {
+		return x.CurrentClassification
+	}
+	return ""
+}
+
+func (x *Session) GetCurrentConfidence() float64 {
+	if x != nil && x.CurrentConfidence != nil {
+		return *x.CurrentConfidence
+	}
+	return 0
+}
+
+// TranscriptMessage is one row of mediation_messages: a dispute-chat message
+// Serbero sent to a party or received from one. content is the party chat
+// plaintext, served to the operator; no service logs it.
+type TranscriptMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Row id.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// outbound (Serbero to the party) or inbound (the party to Serbero).
+	Direction string `protobuf:"bytes,2,opt,name=direction,proto3" json:"direction,omitempty"`
+	// buyer or seller.
+	Party string `protobuf:"bytes,3,opt,name=party,proto3" json:"party,omitempty"`
+	// The inner chat event's id.
+	InnerEventId string `protobuf:"bytes,4,opt,name=inner_event_id,json=innerEventId,proto3" json:"inner_event_id,omitempty"`
+	// The inner chat event's created_at: when the message was written.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When Serbero stored it.
+	PersistedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=persisted_at,json=persistedAt,proto3" json:"persisted_at,omitempty"`
+	// True when the message was stale on arrival and did not count.
+	Stale bool `protobuf:"varint,7,opt,name=stale,proto3" json:"stale,omitempty"`
+	// The message text.
+	Content       string `protobuf:"bytes,8,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TranscriptMessage) Reset() {
+	*x = TranscriptMessage{}
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscriptMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscriptMessage) ProtoMessage() {}
+
+func (x *TranscriptMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscriptMessage.ProtoReflect.Descriptor instead.
+func (*TranscriptMessage) Descriptor() ([]byte, []int) {
+	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TranscriptMessage) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *TranscriptMessage) GetDirection() string {
+	if x != nil {
+		return x.Direction
+	}
+	return ""
+}
+
+func (x *TranscriptMessage) GetParty() string {
+	if x != nil {
+		return x.Party
+	}
+	return ""
+}
+
+func (x *TranscriptMessage) GetInnerEventId() string {
+	if x != nil {
+		return x.InnerEventId
+	}
+	return ""
+}
+
+func (x *TranscriptMessage) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *TranscriptMessage) GetPersistedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PersistedAt
+	}
+	return nil
+}
+
+func (x *TranscriptMessage) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+func (x *TranscriptMessage) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
+// Classification is one classification of a session, from its audit trail
+// (classification_produced, or summary_generated for the summary's).
+type Classification struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The audit event's id.
+	AuditEventId int64 `protobuf:"varint,1,opt,name=audit_event_id,json=auditEventId,proto3" json:"audit_event_id,omitempty"`
+	// classification_produced or summary_generated.
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The classification label.
+	Classification string `protobuf:"bytes,3,opt,name=classification,proto3" json:"classification,omitempty"`
+	// Its confidence (0..1).
+	Confidence float64 `protobuf:"fixed64,4,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	// The rationale behind it, by id (the text is never served here).
+	RationaleId string `protobuf:"bytes,5,opt,name=rationale_id,json=rationaleId,proto3" json:"rationale_id,omitempty"`
+	// When it was recorded.
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Classification) Reset() {
+	*x = Classification{}
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Classification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Classification) ProtoMessage() {}
+
+func (x *Classification) ProtoReflect() protoreflect.Message {
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Classification.ProtoReflect.Descriptor instead.
+func (*Classification) Descriptor() ([]byte, []int) {
+	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Classification) GetAuditEventId() int64 {
+	if x != nil {
+		return x.AuditEventId
+	}
+	return 0
+}
+
+func (x *Classification) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Classification) GetClassification() string {
+	if x != nil {
+		return x.Classification
+	}
+	return ""
+}
+
+func (x *Classification) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *Classification) GetRationaleId() string {
+	if x != nil {
+		return x.RationaleId
+	}
+	return ""
+}
+
+func (x *Classification) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+// RationaleRef is one occurrence of a reasoning rationale, by id: which
+// operation produced it, with which provider and model. The rationale text
+// is never part of this API.
+type RationaleRef struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Lowercase hex SHA-256 of the rationale text.
+	RationaleId string `protobuf:"bytes,1,opt,name=rationale_id,json=rationaleId,proto3" json:"rationale_id,omitempty"`
+	// classify or summarize.
+	Operation string `protobuf:"bytes,2,opt,name=operation,proto3" json:"operation,omitempty"`
+	// [reasoning].provider when it was produced.
+	Provider string `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
+	// [reasoning].model when it was produced.
+	Model string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	// When it was produced.
+	GeneratedAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RationaleRef) Reset() {
+	*x = RationaleRef{}
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RationaleRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RationaleRef) ProtoMessage() {}
+
+func (x *RationaleRef) ProtoReflect() protoreflect.Message {
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RationaleRef.ProtoReflect.Descriptor instead.
+func (*RationaleRef) Descriptor() ([]byte, []int) {
+	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RationaleRef) GetRationaleId() string {
+	if x != nil {
+		return x.RationaleId
+	}
+	return ""
+}
+
+func (x *RationaleRef) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *RationaleRef) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *RationaleRef) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *RationaleRef) GetGeneratedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GeneratedAt
+	}
+	return nil
+}
+
 // AuditEvent is one row of mediation_events.
 type AuditEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -162,7 +476,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[1]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -174,7 +488,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[1]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -187,7 +501,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{1}
+	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AuditEvent) GetId() int64 {
@@ -257,7 +571,7 @@ type GetSessionRequest struct {
 
 func (x *GetSessionRequest) Reset() {
 	*x = GetSessionRequest{}
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[2]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +583,7 @@ func (x *GetSessionRequest) String() string {
 func (*GetSessionRequest) ProtoMessage() {}
 
 func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[2]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +596,7 @@ func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionRequest.ProtoReflect.Descriptor instead.
 func (*GetSessionRequest) Descriptor() ([]byte, []int) {
-	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{2}
+	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetSessionRequest) GetSessionId() string {
@@ -292,18 +606,27 @@ func (x *GetSessionRequest) GetSessionId() string {
 	return ""
 }
 
-// GetSessionResponse carries the session.
+// GetSessionResponse carries the session and what it holds.
 type GetSessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The session.
-	Session       *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Session *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// Its dispute-chat messages, oldest first (by the inner event's
+	// created_at, then row id).
+	Transcript []*TranscriptMessage `protobuf:"bytes,2,rep,name=transcript,proto3" json:"transcript,omitempty"`
+	// Its classifications, oldest first.
+	Classifications []*Classification `protobuf:"bytes,3,rep,name=classifications,proto3" json:"classifications,omitempty"`
+	// Its rationale occurrences, oldest first (ids only).
+	Rationales []*RationaleRef `protobuf:"bytes,4,rep,name=rationales,proto3" json:"rationales,omitempty"`
+	// Its audit events, oldest first.
+	Events        []*AuditEvent `protobuf:"bytes,5,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetSessionResponse) Reset() {
 	*x = GetSessionResponse{}
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[3]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +638,7 @@ func (x *GetSessionResponse) String() string {
 func (*GetSessionResponse) ProtoMessage() {}
 
 func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[3]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,12 +651,40 @@ func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionResponse.ProtoReflect.Descriptor instead.
 func (*GetSessionResponse) Descriptor() ([]byte, []int) {
-	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{3}
+	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetSessionResponse) GetSession() *Session {
 	if x != nil {
 		return x.Session
+	}
+	return nil
+}
+
+func (x *GetSessionResponse) GetTranscript() []*TranscriptMessage {
+	if x != nil {
+		return x.Transcript
+	}
+	return nil
+}
+
+func (x *GetSessionResponse) GetClassifications() []*Classification {
+	if x != nil {
+		return x.Classifications
+	}
+	return nil
+}
+
+func (x *GetSessionResponse) GetRationales() []*RationaleRef {
+	if x != nil {
+		return x.Rationales
+	}
+	return nil
+}
+
+func (x *GetSessionResponse) GetEvents() []*AuditEvent {
+	if x != nil {
+		return x.Events
 	}
 	return nil
 }
@@ -353,7 +704,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[4]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +716,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[4]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +729,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{4}
+	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListSessionsRequest) GetDisputeId() string {
@@ -413,7 +764,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[5]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +776,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[5]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +789,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{5}
+	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -459,7 +810,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[6]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +822,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[6]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +835,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{6}
+	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListAuditEventsRequest) GetDisputeId() string {
@@ -505,7 +856,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[7]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +868,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[7]
+	mi := &file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +881,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{7}
+	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -544,7 +895,7 @@ var File_serbero_mediationsvc_v1_mediationsvc_proto protoreflect.FileDescriptor
 
 const file_serbero_mediationsvc_v1_mediationsvc_proto_rawDesc = "" +
 	"\n" +
-	"*serbero/mediationsvc/v1/mediationsvc.proto\x12\x17serbero.mediationsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x02\n" +
+	"*serbero/mediationsvc/v1/mediationsvc.proto\x12\x17serbero.mediationsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf9\x03\n" +
 	"\aSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1d\n" +
@@ -558,7 +909,38 @@ const file_serbero_mediationsvc_v1_mediationsvc_proto_rawDesc = "" +
 	"policyHash\x129\n" +
 	"\n" +
 	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12H\n" +
-	"\x12last_transition_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x10lastTransitionAt\"\x9d\x02\n" +
+	"\x12last_transition_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x10lastTransitionAt\x12'\n" +
+	"\x0fassigned_solver\x18\t \x01(\tR\x0eassignedSolver\x125\n" +
+	"\x16current_classification\x18\n" +
+	" \x01(\tR\x15currentClassification\x122\n" +
+	"\x12current_confidence\x18\v \x01(\x01H\x00R\x11currentConfidence\x88\x01\x01B\x15\n" +
+	"\x13_current_confidence\"\xa7\x02\n" +
+	"\x11TranscriptMessage\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1c\n" +
+	"\tdirection\x18\x02 \x01(\tR\tdirection\x12\x14\n" +
+	"\x05party\x18\x03 \x01(\tR\x05party\x12$\n" +
+	"\x0einner_event_id\x18\x04 \x01(\tR\finnerEventId\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n" +
+	"\fpersisted_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vpersistedAt\x12\x14\n" +
+	"\x05stale\x18\a \x01(\bR\x05stale\x12\x18\n" +
+	"\acontent\x18\b \x01(\tR\acontent\"\xf2\x01\n" +
+	"\x0eClassification\x12$\n" +
+	"\x0eaudit_event_id\x18\x01 \x01(\x03R\fauditEventId\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12&\n" +
+	"\x0eclassification\x18\x03 \x01(\tR\x0eclassification\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x04 \x01(\x01R\n" +
+	"confidence\x12!\n" +
+	"\frationale_id\x18\x05 \x01(\tR\vrationaleId\x12;\n" +
+	"\voccurred_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\"\xc0\x01\n" +
+	"\fRationaleRef\x12!\n" +
+	"\frationale_id\x18\x01 \x01(\tR\vrationaleId\x12\x1c\n" +
+	"\toperation\x18\x02 \x01(\tR\toperation\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x14\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\x12=\n" +
+	"\fgenerated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedAt\"\x9d\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1d\n" +
@@ -574,9 +956,17 @@ const file_serbero_mediationsvc_v1_mediationsvc_proto_rawDesc = "" +
 	"occurredAt\"2\n" +
 	"\x11GetSessionRequest\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"P\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\xf3\x02\n" +
 	"\x12GetSessionResponse\x12:\n" +
-	"\asession\x18\x01 \x01(\v2 .serbero.mediationsvc.v1.SessionR\asession\"i\n" +
+	"\asession\x18\x01 \x01(\v2 .serbero.mediationsvc.v1.SessionR\asession\x12J\n" +
+	"\n" +
+	"transcript\x18\x02 \x03(\v2*.serbero.mediationsvc.v1.TranscriptMessageR\n" +
+	"transcript\x12Q\n" +
+	"\x0fclassifications\x18\x03 \x03(\v2'.serbero.mediationsvc.v1.ClassificationR\x0fclassifications\x12E\n" +
+	"\n" +
+	"rationales\x18\x04 \x03(\v2%.serbero.mediationsvc.v1.RationaleRefR\n" +
+	"rationales\x12;\n" +
+	"\x06events\x18\x05 \x03(\v2#.serbero.mediationsvc.v1.AuditEventR\x06events\"i\n" +
 	"\x13ListSessionsRequest\x12\x1d\n" +
 	"\n" +
 	"dispute_id\x18\x01 \x01(\tR\tdisputeId\x12\x16\n" +
@@ -607,36 +997,47 @@ func file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescGZIP() []byte {
 	return file_serbero_mediationsvc_v1_mediationsvc_proto_rawDescData
 }
 
-var file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_serbero_mediationsvc_v1_mediationsvc_proto_goTypes = []any{
 	(*Session)(nil),                 // 0: serbero.mediationsvc.v1.Session
-	(*AuditEvent)(nil),              // 1: serbero.mediationsvc.v1.AuditEvent
-	(*GetSessionRequest)(nil),       // 2: serbero.mediationsvc.v1.GetSessionRequest
-	(*GetSessionResponse)(nil),      // 3: serbero.mediationsvc.v1.GetSessionResponse
-	(*ListSessionsRequest)(nil),     // 4: serbero.mediationsvc.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),    // 5: serbero.mediationsvc.v1.ListSessionsResponse
-	(*ListAuditEventsRequest)(nil),  // 6: serbero.mediationsvc.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil), // 7: serbero.mediationsvc.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),   // 8: google.protobuf.Timestamp
+	(*TranscriptMessage)(nil),       // 1: serbero.mediationsvc.v1.TranscriptMessage
+	(*Classification)(nil),          // 2: serbero.mediationsvc.v1.Classification
+	(*RationaleRef)(nil),            // 3: serbero.mediationsvc.v1.RationaleRef
+	(*AuditEvent)(nil),              // 4: serbero.mediationsvc.v1.AuditEvent
+	(*GetSessionRequest)(nil),       // 5: serbero.mediationsvc.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),      // 6: serbero.mediationsvc.v1.GetSessionResponse
+	(*ListSessionsRequest)(nil),     // 7: serbero.mediationsvc.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),    // 8: serbero.mediationsvc.v1.ListSessionsResponse
+	(*ListAuditEventsRequest)(nil),  // 9: serbero.mediationsvc.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil), // 10: serbero.mediationsvc.v1.ListAuditEventsResponse
+	(*timestamppb.Timestamp)(nil),   // 11: google.protobuf.Timestamp
 }
 var file_serbero_mediationsvc_v1_mediationsvc_proto_depIdxs = []int32{
-	8, // 0: serbero.mediationsvc.v1.Session.started_at:type_name -> google.protobuf.Timestamp
-	8, // 1: serbero.mediationsvc.v1.Session.last_transition_at:type_name -> google.protobuf.Timestamp
-	8, // 2: serbero.mediationsvc.v1.AuditEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	0, // 3: serbero.mediationsvc.v1.GetSessionResponse.session:type_name -> serbero.mediationsvc.v1.Session
-	0, // 4: serbero.mediationsvc.v1.ListSessionsResponse.sessions:type_name -> serbero.mediationsvc.v1.Session
-	1, // 5: serbero.mediationsvc.v1.ListAuditEventsResponse.events:type_name -> serbero.mediationsvc.v1.AuditEvent
-	2, // 6: serbero.mediationsvc.v1.MediationService.GetSession:input_type -> serbero.mediationsvc.v1.GetSessionRequest
-	4, // 7: serbero.mediationsvc.v1.MediationService.ListSessions:input_type -> serbero.mediationsvc.v1.ListSessionsRequest
-	6, // 8: serbero.mediationsvc.v1.MediationService.ListAuditEvents:input_type -> serbero.mediationsvc.v1.ListAuditEventsRequest
-	3, // 9: serbero.mediationsvc.v1.MediationService.GetSession:output_type -> serbero.mediationsvc.v1.GetSessionResponse
-	5, // 10: serbero.mediationsvc.v1.MediationService.ListSessions:output_type -> serbero.mediationsvc.v1.ListSessionsResponse
-	7, // 11: serbero.mediationsvc.v1.MediationService.ListAuditEvents:output_type -> serbero.mediationsvc.v1.ListAuditEventsResponse
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	11, // 0: serbero.mediationsvc.v1.Session.started_at:type_name -> google.protobuf.Timestamp
+	11, // 1: serbero.mediationsvc.v1.Session.last_transition_at:type_name -> google.protobuf.Timestamp
+	11, // 2: serbero.mediationsvc.v1.TranscriptMessage.created_at:type_name -> google.protobuf.Timestamp
+	11, // 3: serbero.mediationsvc.v1.TranscriptMessage.persisted_at:type_name -> google.protobuf.Timestamp
+	11, // 4: serbero.mediationsvc.v1.Classification.occurred_at:type_name -> google.protobuf.Timestamp
+	11, // 5: serbero.mediationsvc.v1.RationaleRef.generated_at:type_name -> google.protobuf.Timestamp
+	11, // 6: serbero.mediationsvc.v1.AuditEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	0,  // 7: serbero.mediationsvc.v1.GetSessionResponse.session:type_name -> serbero.mediationsvc.v1.Session
+	1,  // 8: serbero.mediationsvc.v1.GetSessionResponse.transcript:type_name -> serbero.mediationsvc.v1.TranscriptMessage
+	2,  // 9: serbero.mediationsvc.v1.GetSessionResponse.classifications:type_name -> serbero.mediationsvc.v1.Classification
+	3,  // 10: serbero.mediationsvc.v1.GetSessionResponse.rationales:type_name -> serbero.mediationsvc.v1.RationaleRef
+	4,  // 11: serbero.mediationsvc.v1.GetSessionResponse.events:type_name -> serbero.mediationsvc.v1.AuditEvent
+	0,  // 12: serbero.mediationsvc.v1.ListSessionsResponse.sessions:type_name -> serbero.mediationsvc.v1.Session
+	4,  // 13: serbero.mediationsvc.v1.ListAuditEventsResponse.events:type_name -> serbero.mediationsvc.v1.AuditEvent
+	5,  // 14: serbero.mediationsvc.v1.MediationService.GetSession:input_type -> serbero.mediationsvc.v1.GetSessionRequest
+	7,  // 15: serbero.mediationsvc.v1.MediationService.ListSessions:input_type -> serbero.mediationsvc.v1.ListSessionsRequest
+	9,  // 16: serbero.mediationsvc.v1.MediationService.ListAuditEvents:input_type -> serbero.mediationsvc.v1.ListAuditEventsRequest
+	6,  // 17: serbero.mediationsvc.v1.MediationService.GetSession:output_type -> serbero.mediationsvc.v1.GetSessionResponse
+	8,  // 18: serbero.mediationsvc.v1.MediationService.ListSessions:output_type -> serbero.mediationsvc.v1.ListSessionsResponse
+	10, // 19: serbero.mediationsvc.v1.MediationService.ListAuditEvents:output_type -> serbero.mediationsvc.v1.ListAuditEventsResponse
+	17, // [17:20] is the sub-list for method output_type
+	14, // [14:17] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_serbero_mediationsvc_v1_mediationsvc_proto_init() }
@@ -644,13 +1045,14 @@ func file_serbero_mediationsvc_v1_mediationsvc_proto_init() {
 	if File_serbero_mediationsvc_v1_mediationsvc_proto != nil {
 		return
 	}
+	file_serbero_mediationsvc_v1_mediationsvc_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_serbero_mediationsvc_v1_mediationsvc_proto_rawDesc), len(file_serbero_mediationsvc_v1_mediationsvc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,7 +35,9 @@ const (
 // MediationService exposes mediation sessions and the audit trail of one
 // dispute.
 type MediationServiceClient interface {
-	// GetSession returns one mediation session.
+	// GetSession returns one mediation session with its transcript, its
+	// classification history, the ids of its rationales (never their text)
+	// and its audit events.
 	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error)
 	// ListSessions lists sessions, newest first, optionally for one dispute
 	// or in given states.
@@ -90,7 +92,9 @@ func (c *mediationServiceClient) ListAuditEvents(ctx context.Context, in *ListAu
 // MediationService exposes mediation sessions and the audit trail of one
 // dispute.
 type MediationServiceServer interface {
-	// GetSession returns one mediation session.
+	// GetSession returns one mediation session with its transcript, its
+	// classification history, the ids of its rationales (never their text)
+	// and its audit events.
 	GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error)
 	// ListSessions lists sessions, newest first, optionally for one dispute
 	// or in given states.
