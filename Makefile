@@ -166,6 +166,25 @@ helm-validate: helm-template $(BIN)/kubectl-validate ## validate the rendered ma
 helm-test: $(BIN)/helm ## chart and image assertions: go test -tags chart ./deploy/...
 	HELM=$(BIN)/helm go test -tags chart -count=1 ./deploy/...
 
+# ---- Alert rules and dashboard (deploy/monitoring; docs/deploy.md#alerts) ----
+# The rules are written once, in the chart (deploy/k8s/templates/_alerts.tpl);
+# deploy/monitoring/serbero-rules.yaml is them rendered with the default
+# thresholds (a chart test fails when it drifts). promtool is built from its
+# pinned module in tools/promtool.
+
+$(BIN)/promtool: tools/promtool/go.mod
+	cd tools/promtool && $(TOOLENV) go build -o $(BIN)/promtool github.com/prometheus/prometheus/cmd/promtool
+
+.PHONY: rules
+rules: $(BIN)/promtool ## promtool check rules and promtool test rules (deploy/monitoring/tests) on the alert rules
+	$(BIN)/promtool check rules deploy/monitoring/serbero-rules.yaml
+	$(BIN)/promtool test rules deploy/monitoring/tests/*.yaml
+
+.PHONY: rules-generate
+rules-generate: $(BIN)/helm ## rewrite deploy/monitoring/serbero-rules.yaml from the chart; copy the dashboard into the chart
+	cp deploy/monitoring/serbero-dashboard.json deploy/k8s/files/grafana/serbero-dashboard.json
+	HELM=$(BIN)/helm go test -tags chart -count=1 -run '^TestPlainRulesFileIsTheChartsRules$$' ./deploy/charttest -update-rules
+
 # ---- k8s: the chart on a real single-node cluster (scripts/k8s; docs/deploy.md) ----
 # A local Kubernetes built from pinned sources (tools/k8s), state under
 # /tmp/serbero-k8s, torn down by k8s-down even after a failure. Needs root.

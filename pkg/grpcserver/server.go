@@ -89,6 +89,7 @@ type Server struct {
 	log     *slog.Logger
 	opts    Options
 	panics  prometheus.Counter
+	readyG  prometheus.Gauge // serbero_ready
 	ready   chan struct{}
 	metrics *grpcprom.ServerMetrics
 
@@ -118,12 +119,16 @@ func New(opts Options) (*Server, error) {
 			Name: "serbero_grpc_panics_recovered_total",
 			Help: "Panics recovered in gRPC handlers.",
 		}),
+		readyG: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "serbero_ready",
+			Help: "1 while the process's gRPC services answer SERVING on readiness (Postgres reachable, schema current); 0 before, while the check fails, and from the drain on.",
+		}),
 		metrics: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
 		started: make(chan struct{}),
 	}
 	s.streams, s.endStreams = context.WithCancel(context.Background())
 	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.panics, s.metrics} {
+		for _, c := range []prometheus.Collector{s.panics, s.readyG, s.metrics} {
 			if err := opts.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register grpc metrics: %w", err)
 			}
@@ -259,6 +264,7 @@ func (s *Server) stopReadiness() {
 func (s *Server) Drain() {
 	s.drainOnce.Do(func() {
 		s.stopReadiness()
+		s.readyG.Set(0)
 		s.health.Shutdown()
 		s.log.Info("shutdown: draining", "drain", s.opts.Drain.String())
 		if s.opts.Drain > 0 {
@@ -325,6 +331,7 @@ func (s *Server) checkReadiness(ctx context.Context, services []string) {
 		}
 		switch {
 		case err == nil && !ready:
+			s.readyG.Set(1) // before the health status a client sees
 			for _, name := range services {
 				s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 			}
@@ -335,6 +342,7 @@ func (s *Server) checkReadiness(ctx context.Context, services []string) {
 				close(s.ready)
 			}
 		case err != nil && ready:
+			s.readyG.Set(0)
 			for _, name := range services {
 				s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 			}

@@ -251,6 +251,8 @@ func TestReadiness(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, resp.GetStatus(), "not ready while the check fails")
 
+	require.Equal(t, 0.0, gaugeValue(t, b.reg, "serbero_ready"), "serbero_ready while the check fails")
+
 	b.ready.set(nil)
 	waitStatus(t, health, svc, healthpb.HealthCheckResponse_SERVING)
 	// The readiness loop publishes SERVING and then closes Ready(); a client
@@ -260,6 +262,30 @@ func TestReadiness(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Ready() not closed after the service became ready")
 	}
+	require.Equal(t, 1.0, gaugeValue(t, b.reg, "serbero_ready"), "set before Ready() is closed")
+
+	// Not ready again (the database went away), then ready, then drained.
+	b.ready.set(errors.New("database unreachable"))
+	waitStatus(t, health, svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	require.Equal(t, 0.0, gaugeValue(t, b.reg, "serbero_ready"))
+	b.ready.set(nil)
+	waitStatus(t, health, svc, healthpb.HealthCheckResponse_SERVING)
+	require.Equal(t, 1.0, gaugeValue(t, b.reg, "serbero_ready"))
+	b.srv.Drain()
+	require.Equal(t, 0.0, gaugeValue(t, b.reg, "serbero_ready"), "0 from the drain on")
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 func TestGracefulShutdown(t *testing.T) {

@@ -75,6 +75,9 @@ type Ingest struct {
 	log      *slog.Logger
 	rejected *prometheus.CounterVec
 	stored   prometheus.Counter
+	// lastNew is when the last new event was stored (the start until
+	// then): the silence alert's clock (docs/deploy.md#alerts).
+	lastNew prometheus.Gauge
 
 	mu     sync.Mutex
 	start  *store.DisputeStart // once known
@@ -92,10 +95,17 @@ func New(o Options) (*Ingest, error) {
 			Name: "serbero_relaygw_dispute_events_stored_total",
 			Help: "Verified kind 38386 events stored (each event once).",
 		}),
+		lastNew: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "serbero_relaygw_dispute_last_event_timestamp_seconds",
+			Help: "Unix time relaygw last stored a new kind 38386 event of the Mostro node (from any relay; re-deliveries of stored events do not count); relaygw's start time until the first. time() minus it is how long the dispute stream has been silent.",
+		}),
 	}
+	i.lastNew.Set(unixSeconds(o.Now()))
 	if o.Registerer != nil {
-		if err := o.Registerer.Register(i.stored); err != nil {
-			return nil, err
+		for _, c := range []prometheus.Collector{i.stored, i.lastNew} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return i, nil
@@ -263,10 +273,14 @@ func (i *Ingest) Handle(ctx context.Context, relayURL string, evs []*nostr.Event
 		i.log.Info("dispute event stored", "event_id", st.EventID, "dispute_id", st.DisputeID, "cursor", st.Cursor, "relay", relayURL)
 	}
 	if len(stored) > 0 {
+		i.lastNew.Set(unixSeconds(i.o.Now()))
 		i.notifier.Notify()
 	}
 	return good, nil
 }
+
+// unixSeconds is t as fractional Unix seconds.
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 // Event is one stored dispute event as streamed.
 type Event struct {
