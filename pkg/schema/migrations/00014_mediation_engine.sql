@@ -64,8 +64,9 @@ ALTER TABLE mediation_sessions
     ADD COLUMN detected_at       BIGINT,
     ADD COLUMN first_outbound_at BIGINT,
     ADD COLUMN ended_at          BIGINT;
--- One live session per dispute, whatever the number of replicas.
-CREATE UNIQUE INDEX uq_mediation_sessions_live_dispute ON mediation_sessions (dispute_id)
+-- Live sessions of a dispute (at most one: the start claim of
+-- mediation_disputes serialises the openers and InsertSession checks).
+CREATE INDEX idx_mediation_sessions_live_dispute ON mediation_sessions (dispute_id)
     WHERE state IN ('opening', 'awaiting_response', 'classified', 'follow_up_pending', 'summary_pending');
 CREATE INDEX idx_mediation_sessions_lease ON mediation_sessions (lease_expires_at)
     WHERE state IN ('opening', 'awaiting_response', 'classified', 'follow_up_pending', 'summary_pending');
@@ -88,7 +89,7 @@ CREATE INDEX idx_mediation_outbox_unsent ON mediation_outbox (session_id) WHERE 
 -- +goose Down
 DROP TABLE mediation_outbox;
 DROP INDEX idx_mediation_sessions_lease;
-DROP INDEX uq_mediation_sessions_live_dispute;
+DROP INDEX idx_mediation_sessions_live_dispute;
 ALTER TABLE mediation_sessions
     DROP COLUMN initiator_role, DROP COLUMN take_event_id, DROP COLUMN chat_cursor, DROP COLUMN lease_holder,
     DROP COLUMN lease_term, DROP COLUMN lease_expires_at, DROP COLUMN detected_at, DROP COLUMN first_outbound_at,

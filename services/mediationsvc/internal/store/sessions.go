@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Errors of the session writes.
@@ -95,6 +94,14 @@ type NewSession struct {
 // InsertSession inserts a session leased to its creator (term 1).
 // ErrAlreadyOpen when the dispute has a live session.
 func (s *Store) InsertSession(ctx context.Context, tx pgx.Tx, n NewSession) (EngineSession, error) {
+	var live bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mediation_sessions WHERE dispute_id = $1
+AND state IN ('opening', 'awaiting_response', 'classified', 'follow_up_pending', 'summary_pending'))`, n.DisputeID).Scan(&live); err != nil {
+		return EngineSession{}, fmt.Errorf("insert session: %w", err)
+	}
+	if live {
+		return EngineSession{}, ErrAlreadyOpen
+	}
 	sess, err := scanEngineSession(tx.QueryRow(ctx, `
 INSERT INTO mediation_sessions (session_id, dispute_id, state, initiator_role, prompt_bundle_id, policy_hash,
     buyer_trade_pubkey, seller_trade_pubkey, buyer_shared_pubkey, seller_shared_pubkey, chat_cursor, started_at,
@@ -103,10 +110,6 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, NULLIF($13, 0), 
 RETURNING `+engineSessionColumns,
 		n.SessionID, n.DisputeID, n.State, n.InitiatorRole, n.PromptBundleID, n.PolicyHash, n.BuyerTrade, n.SellerTrade,
 		n.BuyerShared, n.SellerShared, n.ChatCursor, n.StartedAt, n.DetectedAt, n.Holder, n.LeaseTTL.Seconds()))
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "uq_mediation_sessions_live_dispute" {
-		return EngineSession{}, ErrAlreadyOpen
-	}
 	if err != nil {
 		return EngineSession{}, fmt.Errorf("insert session: %w", err)
 	}
