@@ -36,6 +36,9 @@ commands:
   publish-dispute  publish a dispute event (kind 38386) signed by the dev Mostro key
   read-dms         print the NIP-17 DMs the dev solver received (--follow to keep listening)
   reasoning-sim    serve a scripted OpenAI-compatible reasoning simulator (--listen, --script)
+  mostro           run the dev Mostro node: info event, disputes, answers admin-take-dispute (make dev starts it)
+  open-dispute     open a dispute on the dev Mostro with fresh buyer and seller trade keys (--outcome)
+  party            play the buyer or seller of a dev dispute: --say TEXT, --read, --listen
 
 They are not needed to run Serbero in production.`
 
@@ -57,6 +60,12 @@ func devtoolCommand(ctx context.Context, args []string, io IO) error {
 		return readDMsCommand(ctx, args[1:], io)
 	case "reasoning-sim":
 		return reasoningSimCommand(ctx, args[1:], io)
+	case "mostro":
+		return mostroCommand(ctx, args[1:], io)
+	case "open-dispute":
+		return openDisputeCommand(ctx, args[1:], io)
+	case "party":
+		return partyCommand(ctx, args[1:], io)
 	case "help", "-h", "--help":
 		fmt.Fprintln(io.Stdout, devtoolUsage)
 		return nil

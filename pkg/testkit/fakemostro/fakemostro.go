@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
@@ -190,11 +191,12 @@ const (
 
 // Mostro is a running fake node.
 type Mostro struct {
-	t    testing.TB
+	t    reporter
 	cfg  Config
 	keys keys.Keys
 	conn *nostrconn.Conn
 	ctx  context.Context
+	stop context.CancelFunc
 
 	in chan *nostr.Event
 	wg sync.WaitGroup
@@ -215,12 +217,38 @@ type Mostro struct {
 	changed   chan struct{}
 }
 
+// reporter is what the node needs from its host to report problems:
+// testing.TB for Start, a logger for Run.
+type reporter interface {
+	Helper()
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // Start connects a fake node to the relays, subscribes to requests
 // addressed to it (both kinds; the wrong one is dropped by the intake
 // rules), publishes its info event and returns. It stops at the end of
 // the test.
 func Start(t testing.TB, cfg Config, relayURLs ...string) *Mostro {
 	t.Helper()
+	m, err := start(t, cfg, relayURLs)
+	if err != nil {
+		t.Fatalf("fakemostro: %v", err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// Run is Start outside a test (the development node of `serbero devtool
+// mostro`): problems a test would fail on are logged to log at error
+// level, a relay that cannot be subscribed to is an error, and the caller
+// stops the node with Close.
+func Run(cfg Config, log *slog.Logger, relayURLs ...string) (*Mostro, error) {
+	return start(logReporter{log: log}, cfg, relayURLs)
+}
+
+func start(t reporter, cfg Config, relayURLs []string) (*Mostro, error) {
 	if cfg.Keys.IsZero() {
 		cfg.Keys = keys.Generate()
 	}
@@ -241,7 +269,7 @@ func Start(t testing.TB, cfg Config, relayURLs ...string) *Mostro {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Mostro{
-		t: t, cfg: cfg, keys: cfg.Keys, ctx: ctx,
+		t: t, cfg: cfg, keys: cfg.Keys, ctx: ctx, stop: cancel,
 		in:      make(chan *nostr.Event, 1024),
 		solvers: map[string]Permission{}, orders: map[string]*Order{}, disputes: map[string]*Dispute{},
 		revisions: map[string][]nostr.Event{}, lastRev: map[string]nostr.Timestamp{},
@@ -265,18 +293,45 @@ func Start(t testing.TB, cfg Config, relayURLs ...string) *Mostro {
 			}
 		}
 	}()
-	t.Cleanup(func() {
-		cancel()
-		m.wg.Wait()
-	})
-	m.conn = nostrconn.Dial(t, relayURLs, filters, func(_ string, evt *nostr.Event) {
+	conn, err := nostrconn.Open(relayURLs, filters, func(_ string, evt *nostr.Event) {
 		select {
 		case m.in <- evt:
 		case <-ctx.Done():
 		}
 	})
+	if err != nil {
+		cancel()
+		m.wg.Wait()
+		return nil, err
+	}
+	m.conn = conn
 	m.PublishInfo()
-	return m
+	return m, nil
+}
+
+// Close disconnects the node and stops it (Start does it at the end of
+// the test). It is safe to call more than once.
+func (m *Mostro) Close() {
+	m.conn.Close()
+	m.stop()
+	m.wg.Wait()
+}
+
+// logReporter reports to a logger: Run's host.
+type logReporter struct{ log *slog.Logger }
+
+func (logReporter) Helper() {}
+
+func (r logReporter) Logf(format string, args ...any) {
+	r.log.Warn(fmt.Sprintf(format, args...))
+}
+
+func (r logReporter) Errorf(format string, args ...any) {
+	r.log.Error(fmt.Sprintf(format, args...))
+}
+
+func (r logReporter) Fatalf(format string, args ...any) {
+	r.log.Error(fmt.Sprintf(format, args...))
 }
 
 // Pubkey is the node's public key.
@@ -532,6 +587,7 @@ func (m *Mostro) ReplayRevision(disputeID string, index int) nostr.Event {
 	revs := m.Revisions(disputeID)
 	if index < 0 || index >= len(revs) {
 		m.t.Fatalf("fakemostro: ReplayRevision: dispute %s has %d revisions", disputeID, len(revs))
+		return nostr.Event{}
 	}
 	m.publish(revs[index])
 	return revs[index]

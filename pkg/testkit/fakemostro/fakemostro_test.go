@@ -2,6 +2,7 @@ package fakemostro_test
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
@@ -571,4 +572,53 @@ func TestMisbehaviour(t *testing.T) {
 	serbero.take(m, d4.ID)
 	m.WaitDrop(t, fakemostro.DropSilentTake, 1, wait)
 	require.Equal(t, mostro.DisputeInitiated, m.Dispute(d4.ID).Status)
+}
+
+// Run is the node outside a test (serbero devtool mostro): same protocol,
+// problems logged, stopped with Close; an unreachable relay is an error.
+func TestRunWithoutTest(t *testing.T) {
+	t.Parallel()
+	r := relay.Start(t)
+	var logs syncLog
+	m, err := fakemostro.Run(fakemostro.Config{}, slog.New(slog.NewTextHandler(&logs, nil)), r.URL())
+	require.NoError(t, err)
+	defer m.Close()
+	r.WaitEvents(t, wait, nostr.Filter{Kinds: []int{mostro.KindInfo}, Authors: []string{m.Pubkey()}}, 1)
+	solver := newClient(t, r.URL(), keys.Generate())
+	m.AddSolver(solver.keys.PublicKey(), fakemostro.PermRead)
+	d := m.OpenDispute(fakemostro.DisputeSpec{})
+	solver.take(m, d.ID)
+	got := solver.waitFor(action(mostro.ActionAdminTookDispute, d.ID))
+	require.Equal(t, d.OrderID, got.Message.Kind.Payload.Dispute.Info.ID)
+	require.Equal(t, mostro.DisputeInProgress, m.Dispute(d.ID).Status)
+	// A call a test would fail on is logged instead.
+	m.TakeOver("no-such-dispute", solver.keys.PublicKey())
+	require.Contains(t, logs.String(), "TakeOver: unknown dispute")
+	m.Close()
+	m.Close() // idempotent
+
+	dead := relay.Start(t)
+	url := dead.URL()
+	dead.Stop()
+	_, err = fakemostro.Run(fakemostro.Config{}, slog.New(slog.NewTextHandler(&logs, nil)), url)
+	require.ErrorContains(t, err, "subscribe on "+url)
+}
+
+// syncLog is a log sink safe for concurrent writes.
+type syncLog struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b = append(l.b, p...)
+	return len(p), nil
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
 }

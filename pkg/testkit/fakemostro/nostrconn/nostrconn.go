@@ -20,7 +20,6 @@ import (
 
 // Conn is a set of relay connections with one live subscription each.
 type Conn struct {
-	t       testing.TB
 	urls    []string
 	filters nostr.Filters
 	handle  func(url string, evt *nostr.Event)
@@ -40,10 +39,20 @@ type Conn struct {
 // connections close at the end of the test (or on Close).
 func Dial(t testing.TB, urls []string, filters nostr.Filters, handle func(url string, evt *nostr.Event)) *Conn {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &Conn{t: t, urls: urls, filters: filters, handle: handle, seen: map[string]bool{},
-		pub: map[string]*relayconn.Conn{}, ctx: ctx, cancel: cancel}
+	c, err := Open(urls, filters, handle)
+	if err != nil {
+		t.Fatalf("nostrconn: %v", err)
+	}
 	t.Cleanup(c.Close)
+	return c
+}
+
+// Open is Dial outside a test: it returns an error instead of failing the
+// test, and the caller closes the connections with Close.
+func Open(urls []string, filters nostr.Filters, handle func(url string, evt *nostr.Event)) (*Conn, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Conn{urls: urls, filters: filters, handle: handle, seen: map[string]bool{},
+		pub: map[string]*relayconn.Conn{}, ctx: ctx, cancel: cancel}
 	for _, url := range urls {
 		if len(filters) == 0 {
 			continue
@@ -54,16 +63,18 @@ func Dial(t testing.TB, urls []string, filters nostr.Filters, handle func(url st
 			defer c.wg.Done()
 			c.listen(url, ready)
 		}()
+		var err error
 		select {
-		case err := <-ready:
-			if err != nil {
-				t.Fatalf("nostrconn: subscribe on %s: %v", url, err)
-			}
+		case err = <-ready:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("nostrconn: subscribe on %s: timed out", url)
+			err = errors.New("timed out")
+		}
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("subscribe on %s: %w", url, err)
 		}
 	}
-	return c
+	return c, nil
 }
 
 // Close ends every subscription and connection.
