@@ -36,6 +36,7 @@ commands:
   publish-dispute  publish a dispute event (kind 38386) signed by the dev Mostro key
   read-dms         print the NIP-17 DMs the dev solver received (--follow to keep listening)
   reasoning-sim    serve a scripted OpenAI-compatible reasoning simulator (--listen, --script)
+  relay            run the in-memory dev relay as its own process (--listen)
 
 They are not needed to run Serbero in production.`
 
@@ -57,6 +58,8 @@ func devtoolCommand(ctx context.Context, args []string, io IO) error {
 		return readDMsCommand(ctx, args[1:], io)
 	case "reasoning-sim":
 		return reasoningSimCommand(ctx, args[1:], io)
+	case "relay":
+		return devRelayCommand(ctx, args[1:], io)
 	case "help", "-h", "--help":
 		fmt.Fprintln(io.Stdout, devtoolUsage)
 		return nil
