@@ -39,6 +39,7 @@ commands:
   mostro           run the dev Mostro node: info event, disputes, answers admin-take-dispute (make dev starts it)
   open-dispute     open a dispute on the dev Mostro with fresh buyer and seller trade keys (--outcome)
   party            play the buyer or seller of a dev dispute: --say TEXT, --read, --listen
+  relay            run the in-memory dev relay as its own process (--listen)
 
 They are not needed to run Serbero in production.`
 
@@ -66,6 +67,8 @@ func devtoolCommand(ctx context.Context, args []string, io IO) error {
 		return openDisputeCommand(ctx, args[1:], io)
 	case "party":
 		return partyCommand(ctx, args[1:], io)
+	case "relay":
+		return devRelayCommand(ctx, args[1:], io)
 	case "help", "-h", "--help":
 		fmt.Fprintln(io.Stdout, devtoolUsage)
 		return nil
