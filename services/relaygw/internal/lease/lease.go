@@ -233,7 +233,7 @@ func (l *Lease) watch(ctx context.Context, conn *pgx.Conn, until time.Time) erro
 		err := conn.PgConn().WaitForNotification(wctx)
 		cancel()
 		if ctx.Err() != nil {
-			return nil //nolint:nilerr // ctx ended: a clean stop, whatever the interrupted call returned
+			return nil
 		}
 		if err != nil && !isTimeout(err) {
 			return fmt.Errorf("lease session: %w", err)
@@ -246,7 +246,7 @@ func (l *Lease) watch(ctx context.Context, conn *pgx.Conn, until time.Time) erro
 		err = conn.Ping(pctx)
 		pcancel()
 		if ctx.Err() != nil {
-			return nil //nolint:nilerr // ctx ended: a clean stop, whatever the interrupted call returned
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("confirm lease session: %w", err)
