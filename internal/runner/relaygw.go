@@ -15,7 +15,6 @@ func (e *env) relaygw() (service.Service, error) {
 		Pool:       e.pool,
 		PrivateKey: e.loaded.PrivateKey,
 		Registerer: e.reg,
-		SetGate:    e.setGate,
 		Stopping:   e.stopping,
 		Dev:        e.dev,
 	})
@@ -35,7 +34,6 @@ func relaygwConfig(c *config.Config) relaygw.Config {
 	out.ReconnectMaxBackoff = seconds(r.ReconnectMaxBackoffSeconds)
 	out.ResubscribeMargin = seconds(r.ResubscribeMarginSeconds)
 	out.DisputeBackfill = seconds(r.DisputeBackfillSeconds)
-	out.Lease = seconds(r.LeaseSeconds)
 	out.SendLegacyChat = c.Chat.SendLegacyForm
 	out.Retention.Keep = time.Duration(r.RetentionDays) * 24 * time.Hour
 	out.Retention.Interval = seconds(r.RetentionIntervalSeconds)

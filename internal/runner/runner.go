@@ -77,8 +77,6 @@ type env struct {
 	pool   *pgxpool.Pool
 	// setHealth sets a component's gRPC health status.
 	setHealth func(name string, serving bool)
-	// setGate holds a registered service name NOT_SERVING (grpcserver.Server.SetGate).
-	setGate func(name string, open bool)
 	reg       prometheus.Registerer
 	stopping  context.Context // cancelled by the shutdown sequence (legacy Deps.Stopping)
 	target    config.Target
@@ -202,7 +200,7 @@ func Complete(ctx context.Context, opts Options) (_ *Process, err error) {
 	cl.push("stopping context", func() error { stopAll(); return nil })
 
 	e := &env{
-		cfg: cfg, dev: opts.Dev, loaded: opts.Loaded, log: log, pool: pool, reg: reg, setHealth: srv.SetHealth, setGate: srv.SetGate, stopping: stopping,
+		cfg: cfg, dev: opts.Dev, loaded: opts.Loaded, log: log, pool: pool, reg: reg, setHealth: srv.SetHealth, stopping: stopping,
 		target: opts.Target, peers: newPeers(opts.Target, token, cl),
 	}
 	builders := opts.builders

@@ -300,11 +300,6 @@ type RelaygwConfig struct {
 	RetentionDays int64 `toml:"retention_days"`
 	// RetentionIntervalSeconds is the pause between two retention runs.
 	RetentionIntervalSeconds int64 `toml:"retention_interval_seconds"`
-	// LeaseSeconds is relaygw's singleton lease time: only the replica
-	// holding the lease connects to relays; a dead holder is replaced
-	// within it, and a new holder waits half of it before acting (see
-	// docs/relaygw.md#singleton).
-	LeaseSeconds int64 `toml:"lease_seconds"`
 }
 
 // Default returns the configuration with every default applied. The values
@@ -358,7 +353,6 @@ func Default() Config {
 			DevRelayListen:             "127.0.0.1:7447",
 			RetentionDays:              90,
 			RetentionIntervalSeconds:   3600,
-			LeaseSeconds:               10,
 		},
 	}
 }

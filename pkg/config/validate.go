@@ -98,7 +98,6 @@ func (c *Config) Validate() error {
 
 	positive("[relaygw].publish_timeout_seconds", c.Relaygw.PublishTimeoutSeconds)
 	positive("[relaygw].reconnect_max_backoff_seconds", c.Relaygw.ReconnectMaxBackoffSeconds)
-	positive("[relaygw].lease_seconds", c.Relaygw.LeaseSeconds)
 	nonNegative("[relaygw].resubscribe_margin_seconds", c.Relaygw.ResubscribeMarginSeconds)
 	nonNegative("[relaygw].dispute_backfill_seconds", c.Relaygw.DisputeBackfillSeconds)
 	nonNegative("[relaygw].retention_days", c.Relaygw.RetentionDays)

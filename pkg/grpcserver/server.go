@@ -21,8 +21,7 @@
 // Health: the overall service "" is SERVING while the process runs (it backs
 // liveness). Each registered service name starts NOT_SERVING and turns
 // SERVING only when the readiness check passes (Postgres reachable and the
-// schema at the version this binary expects) and its service has not
-// closed its gate (SetGate: relaygw's standby replica); it backs readiness.
+// schema at the version this binary expects); it backs readiness.
 //
 // Shutdown, in order (docs/architecture.md#startup-and-shutdown): Drain
 // turns every status NOT_SERVING and keeps answering for the drain period;
@@ -104,12 +103,6 @@ type Server struct {
 	checksDone chan struct{}
 	drainOnce  sync.Once
 	stopOnce   sync.Once
-
-	// gateMu guards checkOK and closed: a registered service name is
-	// SERVING only while the readiness check passes and no gate holds it.
-	gateMu  sync.Mutex
-	checkOK bool
-	closed  map[string]bool
 }
 
 // New builds a server. Register services on GRPC(), then call Serve.
@@ -122,7 +115,6 @@ func New(opts Options) (*Server, error) {
 		log:    opts.Logger,
 		opts:   opts,
 		ready:  make(chan struct{}),
-		closed: map[string]bool{},
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "serbero_grpc_panics_recovered_total",
 			Help: "Panics recovered in gRPC handlers.",
@@ -204,41 +196,6 @@ func (s *Server) SetHealth(name string, serving bool) {
 	s.health.SetServingStatus(name, st)
 }
 
-// SetGate opens or closes the gate of a registered service name: while
-// it is closed the name is NOT_SERVING even when the readiness check
-// passes (a service's own condition for readiness, e.g. relaygw's
-// singleton lease). Gates start open; the process-wide readiness (and
-// Ready) ignores them. Shutdown turns every name NOT_SERVING regardless.
-func (s *Server) SetGate(name string, open bool) {
-	s.gateMu.Lock()
-	defer s.gateMu.Unlock()
-	if open {
-		delete(s.closed, name)
-	} else {
-		s.closed[name] = true
-	}
-	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if open && s.checkOK {
-		st = healthpb.HealthCheckResponse_SERVING
-	}
-	s.health.SetServingStatus(name, st)
-}
-
-// setServices sets every name's status from the readiness check's result
-// and the gates.
-func (s *Server) setServices(services []string, ok bool) {
-	s.gateMu.Lock()
-	defer s.gateMu.Unlock()
-	s.checkOK = ok
-	for _, name := range services {
-		st := healthpb.HealthCheckResponse_NOT_SERVING
-		if ok && !s.closed[name] {
-			st = healthpb.HealthCheckResponse_SERVING
-		}
-		s.health.SetServingStatus(name, st)
-	}
-}
-
 // Ready is closed once the readiness check has passed for the first time.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
@@ -268,7 +225,9 @@ func (s *Server) Start(lis net.Listener) <-chan error {
 	s.metrics.InitializeMetrics(s.grpc)
 	services := s.serviceNames()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.setServices(services, false)
+	for _, name := range services {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
 
 	checkCtx, stopChecks := context.WithCancel(context.Background())
 	s.stopChecks, s.checksDone = stopChecks, make(chan struct{})
@@ -373,7 +332,9 @@ func (s *Server) checkReadiness(ctx context.Context, services []string) {
 		switch {
 		case err == nil && !ready:
 			s.readyG.Set(1) // before the health status a client sees
-			s.setServices(services, true)
+			for _, name := range services {
+				s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+			}
 			s.log.Info("ready: serving", "services", services)
 			ready = true
 			if !everReady {
@@ -382,7 +343,9 @@ func (s *Server) checkReadiness(ctx context.Context, services []string) {
 			}
 		case err != nil && ready:
 			s.readyG.Set(0)
-			s.setServices(services, false)
+			for _, name := range services {
+				s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+			}
 			s.log.Error("not ready", "error", err)
 			ready = false
 		case err != nil:

@@ -47,16 +47,7 @@ type Config struct {
 	SendLegacyChat bool
 	// Retention is the retention job of relaygw's tables.
 	Retention RetentionConfig
-	// Lease is the singleton lease time ([relaygw].lease_seconds): a
-	// replica that takes the lease waits Lease/2 before it acts, a holder
-	// that cannot confirm its lease session for Lease/2 stops publishing,
-	// and a dead holder is replaced within Lease. See
-	// docs/relaygw.md#singleton.
-	Lease time.Duration
 }
-
-// DefaultLease is the default singleton lease time.
-const DefaultLease = 10 * time.Second
 
 // RetentionConfig tunes the retention job (see docs/relaygw.md#retention).
 type RetentionConfig struct {
@@ -87,7 +78,6 @@ func DefaultConfig() Config {
 		PublishTimeout:      10 * time.Second,
 		ReconnectMaxBackoff: 60 * time.Second,
 		ResubscribeMargin:   60 * time.Second,
-		Lease:               DefaultLease,
 		Retention: RetentionConfig{
 			Keep:      DefaultRetentionKeep,
 			Interval:  DefaultRetentionInterval,
@@ -122,7 +112,6 @@ func (c Config) Validate() error {
 	}
 	positive("[relaygw].publish_timeout_seconds", c.PublishTimeout)
 	positive("[relaygw].reconnect_max_backoff_seconds", c.ReconnectMaxBackoff)
-	positive("[relaygw].lease_seconds", c.Lease)
 	if c.ResubscribeMargin < 0 {
 		bad("[relaygw].resubscribe_margin_seconds must not be negative (got %s)", c.ResubscribeMargin)
 	}

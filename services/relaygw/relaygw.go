@@ -16,13 +16,11 @@ import (
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/config"
 	"github.com/serbero/serbero/pkg/nostrkey"
-	"github.com/serbero/serbero/pkg/replica"
 	"github.com/serbero/serbero/services/relaygw/devrelay"
 	"github.com/serbero/serbero/services/relaygw/internal/chat"
 	"github.com/serbero/serbero/services/relaygw/internal/disputes"
 	"github.com/serbero/serbero/services/relaygw/internal/dm"
 	"github.com/serbero/serbero/services/relaygw/internal/identity"
-	"github.com/serbero/serbero/services/relaygw/internal/lease"
 	"github.com/serbero/serbero/services/relaygw/internal/mostroinfo"
 	"github.com/serbero/serbero/services/relaygw/internal/mostroreq"
 	"github.com/serbero/serbero/services/relaygw/internal/pool"
@@ -52,14 +50,6 @@ type Deps struct {
 	// InitialBackoff overrides the first reconnect delay (tests; default
 	// 250ms).
 	InitialBackoff time.Duration
-	// SetGate holds a registered gRPC service name NOT_SERVING while open
-	// is false, whatever the process's readiness check says
-	// (grpcserver.Server.SetGate). relaygw keeps its service name closed
-	// while it does not hold the singleton lease, so a standby replica is
-	// not ready. nil: readiness does not follow the lease.
-	SetGate func(name string, open bool)
-	// Holder is this replica's lease identity (default replica.ID).
-	Holder string
 }
 
 // Service is relaygw.
@@ -78,7 +68,6 @@ type Service struct {
 	devRelay string // listen address of the embedded dev relay, if any
 	api      *server.Server
 	prune    *retention.Job // nil when retention is off
-	lease    *lease.Lease
 }
 
 // New builds relaygw. It parses Serbero's key (a bad key is reported
@@ -135,22 +124,7 @@ func New(deps Deps) (*Service, error) {
 			return nil, fmt.Errorf("register relaygw metrics: %w", err)
 		}
 	}
-	if deps.Holder == "" {
-		deps.Holder = replica.ID("relaygw")
-	}
-	gate := func(bool) {}
-	if deps.SetGate != nil {
-		gate = func(open bool) { deps.SetGate(relaygwv1.RelayGatewayService_ServiceDesc.ServiceName, open) }
-	}
-	if s.lease, err = lease.New(lease.Options{
-		Pool: deps.Pool, TTL: cfg.Lease, Holder: deps.Holder, Logger: log.With("component", "relaygw.lease"),
-		Registerer: deps.Registerer, OnChange: gate,
-	}); err != nil {
-		return nil, err
-	}
-	gate(false)
 	s.pool = pool.New(pool.Options{
-		Allowed:        s.lease.Held,
 		URLs:           urls,
 		PublishTimeout: cfg.PublishTimeout,
 		InitialBackoff: deps.InitialBackoff,
@@ -210,16 +184,8 @@ func (s *Service) Register(gs *grpc.Server) { relaygwv1.RegisterRelayGatewayServ
 // PublicKey is Serbero's public key, hex.
 func (s *Service) PublicKey() string { return s.id.PublicKey() }
 
-// Leader reports whether this replica holds the singleton lease now (it
-// connects to the relays, publishes and consumes).
-func (s *Service) Leader() bool { return s.lease.Held() }
-
-// LeaseTerms is how many times this replica has taken the singleton lease.
-func (s *Service) LeaseTerms() int64 { return s.lease.Terms() }
-
-// Run competes for the singleton lease until ctx is cancelled and, while
-// it holds it, maintains the relay connections and subscriptions (and the
-// retention job). A standby replica stays not ready and sends nothing.
+// Run maintains relay connections and subscriptions until ctx is
+// cancelled.
 func (s *Service) Run(ctx context.Context) error {
 	if s.devRelay != "" {
 		dr, err := devrelay.Start(s.devRelay, s.log.With("component", "relaygw.devrelay"))
@@ -241,24 +207,14 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.chat.Start(ctx); err != nil {
 		s.log.Warn("could not load the registered chat channels yet; retrying in the background", "error", err)
 	}
-	s.log.Info("relaygw running; competing for the singleton lease", "pubkey", s.id.PublicKey(), "mostro_pubkey", s.mostro,
-		"relays", len(s.pool.URLs()), "retention", s.deps.Config.Retention.Keep.String(), "lease", s.deps.Config.Lease.String())
-	s.lease.Run(ctx, s.lead)
-	s.dms.Close()
-	return nil
-}
-
-// lead is one lease term: the relay connections (subscriptions resume
-// from the stored cursors, so a takeover misses nothing) and the
-// retention job, until ctx ends (the lease is lost or relaygw stops).
-func (s *Service) lead(ctx context.Context) {
-	if err := s.info.Load(ctx); err != nil {
-		s.log.Warn("could not reload the cached mostro info; waiting for the relays", "error", err)
-	}
 	var background sync.WaitGroup
 	if s.prune != nil {
 		background.Go(func() { s.prune.Run(ctx) })
 	}
+	s.log.Info("relaygw running", "pubkey", s.id.PublicKey(), "mostro_pubkey", s.mostro, "relays", len(s.pool.URLs()),
+		"retention", s.deps.Config.Retention.Keep.String())
 	s.pool.Run(ctx)
 	background.Wait()
+	s.dms.Close()
+	return nil
 }

@@ -28,12 +28,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jonboulle/clockwork"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	relaygwv1 "github.com/serbero/serbero/gen/go/serbero/relaygw/v1"
 	"github.com/serbero/serbero/pkg/config"
@@ -66,12 +64,8 @@ type Options struct {
 	Clock clockwork.Clock
 	// Logger receives relaygw's logs; nil writes them to the test log.
 	Logger *slog.Logger
-	// NoWait skips waiting for relaygw's subscriptions at start (a
-	// standby replica never subscribes until it takes the lease).
+	// NoWait skips waiting for relaygw's subscriptions at start.
 	NoWait bool
-	// Pool is the database pool relaygw uses; nil is DB.Pool. Give each
-	// replica of a test its own pool (on DB.URL) to close it alone.
-	Pool *pgxpool.Pool
 }
 
 // Harness is a running relaygw.
@@ -100,7 +94,6 @@ type Harness struct {
 	Registry *prometheus.Registry
 
 	clock    clockwork.Clock
-	pool     *pgxpool.Pool
 	stop     func()
 	stopOnce sync.Once
 	logger   *slog.Logger // Options.Logger, kept for restarts
@@ -126,14 +119,10 @@ func Start(t testing.TB, opts Options) *Harness {
 	cfg.Relays = append([]string{opts.Relay.URL()}, opts.ExtraRelays...)
 	cfg.ReconnectMaxBackoff = time.Second
 	cfg.PublishTimeout = 3 * time.Second
-	cfg.Lease = 400 * time.Millisecond // a fresh database: the lease is free; the grace is 200ms
 	if opts.Config != nil {
 		opts.Config(&cfg)
 	}
-	h := &Harness{Relay: opts.Relay, DB: opts.DB, Serbero: opts.Serbero, Mostro: opts.Mostro, Config: &cfg, clock: opts.Clock, logger: opts.Logger, pool: opts.Pool}
-	if h.pool == nil {
-		h.pool = opts.DB.Pool
-	}
+	h := &Harness{Relay: opts.Relay, DB: opts.DB, Serbero: opts.Serbero, Mostro: opts.Mostro, Config: &cfg, clock: opts.Clock, logger: opts.Logger}
 	h.start(t, opts)
 	t.Cleanup(h.Stop)
 	if !opts.NoWait {
@@ -152,27 +141,13 @@ func (h *Harness) start(t testing.TB, opts Options) {
 	}
 	h.Registry = prometheus.NewRegistry()
 	stopping, stopAll := context.WithCancel(context.Background())
-	h.Token = randomHex(16)
-	srv, err := grpcserver.New(grpcserver.Options{
-		AuthToken:  h.Token,
-		BeforeStop: stopAll,
-		Grace:      2 * time.Second,
-		Logger:     logger.With("component", "grpc"),
-		ReadyCheck: pgdb.ReadyCheck(h.pool),
-		Registerer: h.Registry,
-	})
-	if err != nil {
-		stopAll()
-		t.Fatalf("relaygwtest: grpc server: %v", err)
-	}
 	svc, err := relaygw.New(relaygw.Deps{
 		Config:         *h.Config,
 		Clock:          h.clock,
 		Logger:         logger,
-		Pool:           h.pool,
+		Pool:           h.DB.Pool,
 		PrivateKey:     config.NewSecret(h.Serbero.RevealSecretHex()),
 		Registerer:     h.Registry,
-		SetGate:        srv.SetGate,
 		Stopping:       stopping,
 		InitialBackoff: 50 * time.Millisecond,
 	})
@@ -181,6 +156,19 @@ func (h *Harness) start(t testing.TB, opts Options) {
 		t.Fatalf("relaygwtest: new relaygw: %v", err)
 	}
 	h.Service = svc
+	h.Token = randomHex(16)
+	srv, err := grpcserver.New(grpcserver.Options{
+		AuthToken:  h.Token,
+		BeforeStop: stopAll,
+		Grace:      2 * time.Second,
+		Logger:     logger.With("component", "grpc"),
+		ReadyCheck: pgdb.ReadyCheck(h.DB.Pool),
+		Registerer: h.Registry,
+	})
+	if err != nil {
+		stopAll()
+		t.Fatalf("relaygwtest: grpc server: %v", err)
+	}
 	svc.Register(srv.GRPC())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -238,7 +226,7 @@ func (h *Harness) Restart(t testing.TB) {
 	t.Helper()
 	h.Stop()
 	h.stopOnce = sync.Once{}
-	h.start(t, Options{Logger: h.logger, Pool: h.pool})
+	h.start(t, Options{Logger: h.logger})
 	h.WaitSubscribed(t)
 }
 
@@ -356,18 +344,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// Serving reports relaygw's readiness as the chart's probe sees it: the
-// grpc.health.v1 status of its service name (NOT_SERVING on a standby
-// replica, which does not hold the singleton lease).
-func (h *Harness) Serving(t testing.TB) bool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	resp, err := healthpb.NewHealthClient(h.Conn).Check(ctx, &healthpb.HealthCheckRequest{Service: relaygwv1.RelayGatewayService_ServiceDesc.ServiceName})
-	if err != nil {
-		t.Fatalf("relaygwtest: health check: %v", err)
-	}
-	return resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 }

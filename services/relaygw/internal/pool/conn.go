@@ -223,9 +223,6 @@ func (c *conn) publish(ctx context.Context, ev nostr.Event) Result {
 	if r == nil {
 		return Result{URL: c.url, Outcome: NotConnected, Message: "not connected"}
 	}
-	if allowed := c.pool.opts.Allowed; allowed != nil && !allowed() {
-		return Result{URL: c.url, Outcome: NotConnected, Message: notHolder}
-	}
 	pctx, cancel := context.WithTimeout(ctx, c.pool.opts.PublishTimeout)
 	defer cancel()
 	err := r.Publish(pctx, ev)

@@ -151,14 +151,7 @@ type Options struct {
 	// Conn bounds each connection (read limit, buffers, keepalive); its
 	// OnNotice and OnDrop are set by the pool. Zero: relayconn's defaults.
 	Conn relayconn.Options
-	// Allowed, if set, is asked before every publish and query: while it
-	// is false nothing is sent to any relay (relaygw's singleton lease,
-	// internal/lease) and every relay's result is NotConnected.
-	Allowed func() bool
 }
-
-// notHolder is the result message of a publish refused by Allowed.
-const notHolder = "not sent: this relaygw replica does not hold the singleton lease"
 
 // Pool holds the relay connections.
 type Pool struct {
@@ -290,15 +283,6 @@ func (p *Pool) Connected() int {
 // relay, in configuration order.
 func (p *Pool) Publish(ctx context.Context, ev nostr.Event) []Result {
 	results := make([]Result, len(p.conns))
-	if p.opts.Allowed != nil && !p.opts.Allowed() {
-		for i, c := range p.conns {
-			results[i] = Result{URL: c.url, Outcome: NotConnected, Message: notHolder}
-			if m := p.opts.Metrics; m != nil {
-				m.published.WithLabelValues(c.url, NotConnected.String()).Inc()
-			}
-		}
-		return results
-	}
 	var wg sync.WaitGroup
 	for i, c := range p.conns {
 		wg.Add(1)
@@ -318,9 +302,6 @@ func (p *Pool) Publish(ctx context.Context, ev nostr.Event) []Result {
 // returns them deduplicated by id, waiting for each relay's EOSE (or the
 // timeout). Events are returned as relays sent them: the caller verifies.
 func (p *Pool) Query(ctx context.Context, f nostr.Filter, timeout time.Duration) []*nostr.Event {
-	if p.opts.Allowed != nil && !p.opts.Allowed() {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var mu sync.Mutex
