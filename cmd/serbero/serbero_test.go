@@ -159,7 +159,7 @@ func TestServeAllIsHealthyAndStopsOnSIGTERM(t *testing.T) {
 	require.Contains(t, got, "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798", "the pubkey of secret key 1")
 	got, err = ctl("wrong-token", "disputes", "list")
 	require.Error(t, err)
-	require.Contains(t, got, "Unauthenticated")
+	require.Contains(t, got, "refused the service token")
 
 	start := time.Now()
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
