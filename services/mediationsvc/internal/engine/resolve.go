@@ -101,7 +101,7 @@ func (e *Engine) supersede(ctx context.Context, d *intakesvcv1.Dispute, reason, 
 
 // hasContext reports whether Serbero had anything to do with a dispute's
 // mediation: a session, or a dispute-scoped decision about it (the start
-// bookkeeping alone does not count, as FR-124 wants; the reference counted
+// bookkeeping alone does not count, see docs/mediation.md#the-engine; the reference counted
 // it).
 func (e *Engine) hasContext(ctx context.Context, db audit.DB, id string) (bool, error) {
 	if _, ok, err := e.o.Store.LatestSession(ctx, db, id); err != nil || ok {
