@@ -188,6 +188,7 @@ func (w *worker) advance(ctx context.Context) error {
 		return w.drainOutbox(ctx)
 	case policy.OutcomeSummarize:
 		w.cls = &cls
+		w.sess.State = string(session.Classified) // committed above
 		return w.deliverSummary(ctx)
 	default:
 		var refs []string
