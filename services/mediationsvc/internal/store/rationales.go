@@ -147,10 +147,11 @@ WITH upd AS (
     WHERE id = $1 AND dispute_id = $3 AND session_id IS NULL
     RETURNING session_id
 )
-SELECT session_id FROM upd
-UNION ALL
-SELECT COALESCE(session_id, '') FROM reasoning_rationale_occurrences WHERE id = $1 AND dispute_id = $3
-LIMIT 1`, occurrenceID, sessionID, disputeID).Scan(&bound)
+SELECT session_id FROM (
+    SELECT session_id, 0 AS pick FROM upd
+    UNION ALL
+    SELECT COALESCE(session_id, ''), 1 FROM reasoning_rationale_occurrences WHERE id = $1 AND dispute_id = $3
+) bound ORDER BY pick LIMIT 1`, occurrenceID, sessionID, disputeID).Scan(&bound)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		var exists bool
