@@ -287,7 +287,12 @@ func (e *Engine) openSession(ctx context.Context, log interface {
 		if err := e.appendAudit(ctx, tx, audit.Event{SessionID: &sid, Payload: audit.SessionOpened{}, PromptBundleID: &b.ID, PolicyHash: &b.PolicyHash, OccurredAt: now}); err != nil {
 			return err
 		}
-		if err := e.o.Core.BindRationale(ctx, tx, occ, sid); err != nil {
+		if err := e.o.Core.BindRationale(ctx, tx, occ, sid); errors.Is(err, store.ErrRationaleBound) {
+			// Provenance only: the session goes on; the occurrence keeps its
+			// dispute and the audit row below names the rationale.
+			log.Warn("start: the opening rationale occurrence is bound elsewhere; not binding it to the session",
+				"session_id", sid, "occurrence_id", occ.ID)
+		} else if err != nil {
 			return err
 		}
 		rid := occ.RationaleID
