@@ -112,12 +112,13 @@ func (s *Store) GetDispute(ctx context.Context, db DB, id string) (Dispute, erro
 
 // ClaimStart claims a pending dispute's start for holder until ttl from
 // now. With due, only a dispute whose backoff has passed is claimed. It
-// returns false when another holder has it, it is not pending, or not due.
+// returns false when a claim is running (another replica's, or another
+// start worker's of this one), it is not pending, or not due.
 func (s *Store) ClaimStart(ctx context.Context, id, holder string, ttl time.Duration, due bool) (Dispute, bool, error) {
 	d, err := scanDispute(s.pool.QueryRow(ctx, `
 UPDATE mediation_disputes SET claim_holder = $2, claim_expires_at = now() + make_interval(secs => $3), updated_at = now()
 WHERE dispute_id = $1 AND start_state = 'pending'
-  AND (claim_holder = '' OR claim_holder = $2 OR claim_expires_at < now())
+  AND (claim_holder = '' OR claim_expires_at < now())
   AND (NOT $4 OR next_attempt_at <= now())
 RETURNING `+disputeColumns, id, holder, ttl.Seconds(), due))
 	if errors.Is(err, pgx.ErrNoRows) {
