@@ -57,12 +57,15 @@ COALESCE(seller_shared_pubkey, ''), take_event_id, round_count, round_count_last
 chat_cursor, buyer_last_seen_inner_ts, seller_last_seen_inner_ts, started_at, last_transition_at, detected_at,
 first_outbound_at, ended_at, lease_holder, lease_term`
 
-func scanEngineSession(row pgx.Row) (EngineSession, error) {
+// scanEngineSession scans engineSessionColumns, then extra columns into
+// extra.
+func scanEngineSession(row pgx.Row, extra ...any) (EngineSession, error) {
 	var s EngineSession
-	err := row.Scan(&s.SessionID, &s.DisputeID, &s.State, &s.InitiatorRole, &s.PromptBundleID, &s.PolicyHash,
+	dest := append([]any{&s.SessionID, &s.DisputeID, &s.State, &s.InitiatorRole, &s.PromptBundleID, &s.PolicyHash,
 		&s.BuyerTrade, &s.SellerTrade, &s.BuyerShared, &s.SellerShared, &s.TakeEventID, &s.RoundCount,
 		&s.RoundCountLastEvaluated, &s.ConsecutiveEvalFailures, &s.ChatCursor, &s.BuyerLastSeen, &s.SellerLastSeen,
-		&s.StartedAt, &s.LastTransitionAt, &s.DetectedAt, &s.FirstOutboundAt, &s.EndedAt, &s.LeaseHolder, &s.LeaseTerm)
+		&s.StartedAt, &s.LastTransitionAt, &s.DetectedAt, &s.FirstOutboundAt, &s.EndedAt, &s.LeaseHolder, &s.LeaseTerm}, extra...)
+	err := row.Scan(dest...)
 	return s, err
 }
 
@@ -148,14 +151,8 @@ func (s *Store) EngineSessionByID(ctx context.Context, db DB, id string) (Engine
 // heldElsewhere says another holder's lease is still running.
 func (s *Store) LiveSessionForUpdate(ctx context.Context, tx pgx.Tx, disputeID, holder string, liveStates []string) (sess EngineSession, ok, heldElsewhere bool, err error) {
 	var running bool
-	row := tx.QueryRow(ctx, `SELECT `+engineSessionColumns+`, lease_expires_at > now() FROM mediation_sessions
-WHERE dispute_id = $1 AND state = ANY($2) ORDER BY started_at DESC LIMIT 1 FOR UPDATE`, disputeID, liveStates)
-	var tmp EngineSession
-	err = row.Scan(&tmp.SessionID, &tmp.DisputeID, &tmp.State, &tmp.InitiatorRole, &tmp.PromptBundleID, &tmp.PolicyHash,
-		&tmp.BuyerTrade, &tmp.SellerTrade, &tmp.BuyerShared, &tmp.SellerShared, &tmp.TakeEventID, &tmp.RoundCount,
-		&tmp.RoundCountLastEvaluated, &tmp.ConsecutiveEvalFailures, &tmp.ChatCursor, &tmp.BuyerLastSeen, &tmp.SellerLastSeen,
-		&tmp.StartedAt, &tmp.LastTransitionAt, &tmp.DetectedAt, &tmp.FirstOutboundAt, &tmp.EndedAt, &tmp.LeaseHolder,
-		&tmp.LeaseTerm, &running)
+	tmp, err := scanEngineSession(tx.QueryRow(ctx, `SELECT `+engineSessionColumns+`, lease_expires_at > now() FROM mediation_sessions
+WHERE dispute_id = $1 AND state = ANY($2) ORDER BY started_at DESC LIMIT 1 FOR UPDATE`, disputeID, liveStates), &running)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return EngineSession{}, false, false, nil
 	}
